@@ -1,0 +1,320 @@
+"""Activation functions: phi, phi', phi'' and, where they exist, closed-form Gaussian expectations.
+
+An activation is given everywhere in ntkgap as one of
+
+* a registry name: ``"relu"``, ``"leaky_relu"``, ``"abs"``, ``"erf"``, ``"tanh"``, ``"sigmoid"``,
+  ``"gelu"`` (exact, x Phi(x)), ``"softplus"``, ``"swish"``, ``"sin"``, ``"identity"``, ``"step"``;
+* an :class:`Activation` object, e.g. ``leaky_relu(negative_slope=0.1)``;
+* a sympy-parsable expression in ``x``, e.g. ``"x*tanh(x)"`` or ``"log(1+exp(x))"``: sympy derives
+  phi' and phi'', and the three functions are compiled with numba (and cached on disk).
+
+Derivatives at kinks take autograd's values (relu'(0) = 0, abs'(0) = 0, step' = 0), so that the
+analytic kernels and torch's empirical ones use the same convention.
+
+Examples
+--------
+>>> from ntktheory.activations import get_activation
+>>> act = get_activation("x*tanh(x)")
+>>> float(act.dphi(0.5)) == float(0.5 * (1 - np.tanh(0.5) ** 2) + np.tanh(0.5))
+True
+>>> get_activation("relu").has_closed_form
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from types import ModuleType
+
+import numpy as np
+import sympy
+from sympy.core.function import AppliedUndef
+
+from . import _closed_forms, _codegen
+from ._validate import check_real
+
+__all__ = [
+    "Activation",
+    "ActivationSpec",
+    "from_expression",
+    "get_activation",
+    "leaky_relu",
+    "registry_names",
+]
+
+#: The real symbol every activation expression is written in.
+x = sympy.Symbol("x", real=True)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Activation:
+    """A scalar nonlinearity with its first two derivatives.
+
+    Parameters
+    ----------
+    name
+        Registry name, or the expression's text for expression activations.
+    expression
+        phi as a sympy expression in the real symbol ``x`` (parameters substituted).
+    params
+        Parameters as ``((name, value), ...)``, e.g. ``(("negative_slope", 0.1),)``.
+    closed_form
+        Numba function filling E[phi phi] and E[phi' phi'] (see ``_closed_forms``), or None when
+        the expectations need quadrature.
+    code
+        Optional numerically stable Python/numba source for (phi, phi', phi'') overriding the code
+        printed from ``expression`` (e.g. softplus without overflow).
+    """
+
+    name: str
+    expression: sympy.Expr
+    params: tuple[tuple[str, float], ...] = ()
+    closed_form: Callable | None = dataclasses.field(default=None, repr=False)
+    code: tuple[str, str, str] | None = dataclasses.field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ derived symbolic forms
+    @functools.cached_property
+    def derivative_expressions(self) -> tuple[sympy.Expr, sympy.Expr]:
+        """(phi', phi'') as sympy expressions, with autograd's conventions at kinks."""
+        d1 = _autograd_convention(sympy.diff(self.expression, x))
+        d2 = _autograd_convention(sympy.diff(d1, x))
+        return d1, d2
+
+    @functools.cached_property
+    def kinks(self) -> tuple[float, ...]:
+        """Real points where phi or a derivative is not smooth (quadrature breakpoints)."""
+        return _kink_points(self.expression)
+
+    @property
+    def is_smooth(self) -> bool:
+        """True when phi has no kinks or jumps (all derivatives continuous)."""
+        return not self.kinks
+
+    @property
+    def has_closed_form(self) -> bool:
+        return self.closed_form is not None
+
+    @property
+    def param_value(self) -> float:
+        """The single numeric parameter passed to the closed form (0.0 when there is none)."""
+        return float(self.params[0][1]) if self.params else 0.0
+
+    # ------------------------------------------------------------------ compiled functions
+    @functools.cached_property
+    def compiled(self) -> ModuleType:
+        """The generated numba module: ``phi``, ``dphi``, ``d2phi`` (1-D float64 arrays) and
+        their ``*_scalar`` versions, usable from other numba code."""
+        if self.code is not None:
+            codes = self.code
+        else:
+            d1, d2 = self.derivative_expressions
+            codes = tuple(_codegen.to_code(e) for e in (self.expression, d1, d2))
+        return _codegen.compile_module(*codes, doc=f"{self.name}: {self.expression}")
+
+    def phi(self, u: object) -> np.ndarray:
+        """phi evaluated elementwise (float64, any shape)."""
+        return _codegen.apply_elementwise(self.compiled.phi, u)
+
+    def dphi(self, u: object) -> np.ndarray:
+        """phi' evaluated elementwise."""
+        return _codegen.apply_elementwise(self.compiled.dphi, u)
+
+    def d2phi(self, u: object) -> np.ndarray:
+        """phi'' evaluated elementwise (0 at kinks' Dirac masses: autograd's convention)."""
+        return _codegen.apply_elementwise(self.compiled.d2phi, u)
+
+    __call__ = phi
+
+    def gaussian_expectations(self, q1, q2, q12) -> tuple[np.ndarray, np.ndarray]:
+        """Closed-form (E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[q1, q12], [q12, q2]]).
+
+        Raises
+        ------
+        NotImplementedError
+            If the activation has no closed form (use ntktheory's quadrature instead).
+        """
+        if self.closed_form is None:
+            raise NotImplementedError(
+                f"activation {self.name!r} has no closed-form Gaussian expectations; "
+                "use ntktheory's quadrature (the kernels do so automatically)."
+            )
+        return _closed_forms.evaluate(self.closed_form, q1, q2, q12, self.param_value)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params)
+        return f"Activation({self.name!r}{', ' + params if params else ''}: phi(x) = {self.expression})"
+
+
+ActivationSpec = str | Activation
+
+
+# ---------------------------------------------------------------------- sympy helpers
+def _autograd_convention(expr: sympy.Expr) -> sympy.Expr:
+    """Derivatives at kinks as autograd takes them: Heaviside(0) = 0, Dirac masses dropped."""
+    expr = expr.replace(sympy.DiracDelta, lambda *args: sympy.S.Zero)
+    expr = expr.replace(sympy.Heaviside, lambda arg, *rest: sympy.Heaviside(arg, 0))
+    return expr
+
+
+def _kink_points(expr: sympy.Expr) -> tuple[float, ...]:
+    """Real roots of the arguments of non-smooth functions and of Piecewise conditions."""
+    args: list[sympy.Expr] = []
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, (sympy.Abs, sympy.sign, sympy.Heaviside)):
+            args.append(node.args[0])
+        elif isinstance(node, (sympy.Max, sympy.Min)):
+            first, *rest = node.args
+            args.extend(first - other for other in rest)
+        elif isinstance(node, sympy.Piecewise):
+            for _, cond in node.args:
+                if isinstance(cond, sympy.core.relational.Relational):
+                    args.append(cond.lhs - cond.rhs)
+    points: set[float] = set()
+    for arg in args:
+        if not arg.has(x):
+            continue
+        try:
+            roots = sympy.solve(sympy.Eq(arg, 0), x)
+        except (NotImplementedError, TypeError, ValueError):
+            continue
+        for root in roots:
+            if root.is_real:
+                points.add(float(root))
+    return tuple(sorted(points))
+
+
+# ---------------------------------------------------------------------- registry
+_STABLE_SOFTPLUS = (
+    "max(x, 0.0) + math.log1p(math.exp(-abs(x)))",
+    "0.5 * (1.0 + math.tanh(0.5 * x))",
+    "0.25 * (1.0 - math.tanh(0.5 * x) ** 2)",
+)
+
+
+def _registry() -> dict[str, Callable[[], Activation]]:
+    half = sympy.Rational(1, 2)
+    return {
+        "relu": lambda: Activation("relu", sympy.Max(x, 0), closed_form=_closed_forms.relu),
+        "leaky_relu": lambda: leaky_relu(),
+        "abs": lambda: Activation("abs", sympy.Abs(x), closed_form=_closed_forms.abs_),
+        "erf": lambda: Activation("erf", sympy.erf(x), closed_form=_closed_forms.erf),
+        "tanh": lambda: Activation("tanh", sympy.tanh(x)),
+        # sigmoid(x) = (1 + tanh(x/2)) / 2: the same function, without overflow in exp(-x).
+        "sigmoid": lambda: Activation("sigmoid", half * (1 + sympy.tanh(x / 2))),
+        "gelu": lambda: Activation("gelu", x * half * (1 + sympy.erf(x / sympy.sqrt(2)))),
+        "softplus": lambda: Activation("softplus", sympy.log(1 + sympy.exp(x)), code=_STABLE_SOFTPLUS),
+        "swish": lambda: Activation("swish", x * half * (1 + sympy.tanh(x / 2))),
+        "sin": lambda: Activation("sin", sympy.sin(x), closed_form=_closed_forms.sin),
+        "identity": lambda: Activation("identity", x, closed_form=_closed_forms.identity),
+        "step": lambda: Activation("step", sympy.Heaviside(x, 0), closed_form=_closed_forms.step),
+    }
+
+
+_REGISTRY = _registry()
+
+
+def registry_names() -> tuple[str, ...]:
+    """Names accepted by :func:`get_activation` (besides expressions)."""
+    return tuple(_REGISTRY)
+
+
+def leaky_relu(negative_slope: float = 0.01) -> Activation:
+    """Leaky relu, phi(x) = x for x > 0 and ``negative_slope * x`` otherwise (torch's default 0.01).
+
+    Examples
+    --------
+    >>> leaky_relu(negative_slope=0.1).params
+    (('negative_slope', 0.1),)
+    """
+    a = check_real("negative_slope", negative_slope)
+    expr = sympy.Piecewise((x, x > 0), (sympy.Float(a) * x, True))
+    return Activation("leaky_relu", expr, params=(("negative_slope", a),), closed_form=_closed_forms.leaky_relu)
+
+
+# Friendly names allowed inside expressions, e.g. "relu(x) + 0.1*x".
+_EXPRESSION_NAMES = {
+    "x": x,
+    "relu": lambda a: sympy.Max(a, 0),
+    "sigmoid": lambda a: 1 / (1 + sympy.exp(-a)),
+    "softplus": lambda a: sympy.log(1 + sympy.exp(a)),
+    "step": lambda a: sympy.Heaviside(a, 0),
+}
+
+
+@functools.lru_cache(maxsize=256)
+def from_expression(text: str) -> Activation:
+    """Build an activation from a sympy-parsable expression in ``x``.
+
+    Parameters
+    ----------
+    text
+        e.g. ``"x*tanh(x)"``, ``"log(1+exp(x))"``, ``"Max(x, 0) + 0.1*sin(x)"``. Besides sympy's
+        functions, ``relu``, ``sigmoid``, ``softplus`` and ``step`` may be used.
+
+    Raises
+    ------
+    ValueError
+        If the text does not parse, has symbols other than ``x``, calls unknown functions, uses a
+        function numba cannot compile, or is not real and finite on [-20, 20].
+    """
+    try:
+        expr = sympy.parse_expr(text, local_dict=dict(_EXPRESSION_NAMES), evaluate=True)
+    except (sympy.SympifyError, SyntaxError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"activation {text!r} is not a known name and does not parse as an expression in x: {err}") from err
+    if not isinstance(expr, sympy.Expr):
+        raise ValueError(f"activation {text!r} must be an expression in x, got {type(expr).__name__}.")
+    unknown = sorted(str(f.func) for f in expr.atoms(AppliedUndef))
+    if unknown:
+        raise ValueError(
+            f"activation {text!r} calls unknown function(s) {', '.join(unknown)}; use sympy functions "
+            f"(tanh, exp, log, erf, Max, Abs, ...) or the registry names {', '.join(registry_names())}."
+        )
+    others = sorted(str(s) for s in expr.free_symbols - {x})
+    if others:
+        raise ValueError(
+            f"activation {text!r} has free symbol(s) {', '.join(others)} besides x; substitute numbers for them."
+        )
+    act = Activation(text, expr)
+    grid = np.linspace(-20.0, 20.0, 4001)
+    try:
+        values = [act.phi(grid), act.dphi(grid), act.d2phi(grid)]
+    except Exception as err:  # numba typing errors have many classes; all mean "cannot compile"
+        raise ValueError(f"activation {text!r} cannot be compiled with numba: {str(err).splitlines()[0]}") from err
+    for label, vals in zip(("phi", "phi'", "phi''"), values):
+        bad = ~np.isfinite(vals)
+        if bad.any():
+            raise ValueError(
+                f"activation {text!r}: {label} is not real and finite at x = {float(grid[bad][0])!r}; "
+                "activations must be real-valued on the whole real line."
+            )
+    return act
+
+
+def get_activation(spec: ActivationSpec) -> Activation:
+    """Resolve a registry name, an :class:`Activation`, or an expression to an Activation.
+
+    Raises
+    ------
+    TypeError
+        If ``spec`` is neither a string nor an Activation.
+    ValueError
+        If the string is neither a registry name nor a valid expression (see :func:`from_expression`).
+    """
+    if isinstance(spec, Activation):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"`activation` must be a registry name, an Activation or an expression string; got {spec!r} "
+            f"of type {type(spec).__name__}."
+        )
+    key = spec.strip()
+    if key in _REGISTRY:
+        return _cached_registry_activation(key)
+    return from_expression(key)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_registry_activation(name: str) -> Activation:
+    return _REGISTRY[name]()
