@@ -262,7 +262,9 @@ def from_expression(text: str) -> Activation:
     try:
         expr = sympy.parse_expr(text, local_dict=dict(_EXPRESSION_NAMES), evaluate=True)
     except (sympy.SympifyError, SyntaxError, TypeError, ValueError, AttributeError) as err:
-        raise ValueError(f"activation {text!r} is not a known name and does not parse as an expression in x: {err}") from err
+        raise ValueError(
+            f"activation {text!r} is not a known name and does not parse as an expression in x: {err}"
+        ) from err
     if not isinstance(expr, sympy.Expr):
         raise ValueError(f"activation {text!r} must be an expression in x, got {type(expr).__name__}.")
     unknown = sorted(str(f.func) for f in expr.atoms(AppliedUndef))
@@ -315,6 +317,6 @@ def get_activation(spec: ActivationSpec) -> Activation:
     return from_expression(key)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_registry_activation(name: str) -> Activation:
     return _REGISTRY[name]()
