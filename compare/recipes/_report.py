@@ -1,0 +1,144 @@
+"""Claims checked against measurements, and the ``report.md`` that lists them.
+
+A recipe reproduces one paper's central experiment and ends with a report: each claim of the paper,
+the number measured here with its uncertainty, the criterion it was judged by, and whether it
+held. A claim that cannot be judged at the scale run (too few widths, a diverged fit) is reported
+as "not testable" with the reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = ["Claim", "judge_interval", "judge_threshold", "write_report"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim of a paper next to what was measured.
+
+    Parameters
+    ----------
+    statement
+        The paper's claim, in words.
+    quantity
+        What was measured, e.g. "log-log slope of the NTK's relative Frobenius gap vs width".
+    value
+        The measured value (NaN when it could not be measured).
+    uncertainty
+        Half-width of the 95% confidence interval (or the stated standard error), or None.
+    criterion
+        How the claim is judged, in words, e.g. "95% CI overlaps [-0.6, -0.4]".
+    held
+        True / False, or None when not testable at this scale.
+    note
+        Anything the reader needs: the scale, why a claim was not testable, a caveat.
+    """
+
+    statement: str
+    quantity: str
+    value: float
+    uncertainty: float | None
+    criterion: str
+    held: bool | None
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return {True: "held", False: "not held", None: "not testable"}[self.held]
+
+    def measured(self) -> str:
+        """The measured value with its uncertainty, formatted for the report."""
+        if not math.isfinite(self.value):
+            return "n/a"
+        if self.uncertainty is None or not math.isfinite(self.uncertainty):
+            return f"{self.value:.4g}"
+        return f"{self.value:.4g} ± {self.uncertainty:.2g}"
+
+
+def judge_interval(value: float, half_width: float, low: float, high: float) -> bool | None:
+    """True if [value - half_width, value + half_width] overlaps [low, high]; None if not finite.
+
+    Examples
+    --------
+    >>> judge_interval(-0.48, 0.05, -0.6, -0.4)
+    True
+    >>> judge_interval(-0.1, 0.05, -0.6, -0.4)
+    False
+    """
+    if not (math.isfinite(value) and math.isfinite(half_width)):
+        return None
+    return value + half_width >= low and value - half_width <= high
+
+
+def judge_threshold(value: float, threshold: float, *, above: bool) -> bool | None:
+    """True if ``value`` is above (or below) ``threshold``; None if ``value`` is not finite.
+
+    Examples
+    --------
+    >>> judge_threshold(3.0, 2.0, above=True)
+    True
+    >>> judge_threshold(float("nan"), 2.0, above=False) is None
+    True
+    """
+    if not math.isfinite(value):
+        return None
+    return value > threshold if above else value < threshold
+
+
+def write_report(
+    path: str | Path,
+    *,
+    title: str,
+    reference: str,
+    summary: str,
+    claims: Sequence[Claim],
+    figures: Sequence[str | Path] = (),
+    configuration: dict | None = None,
+) -> Path:
+    """Write ``report.md``: the claims table, figures and the configuration that produced them.
+
+    Returns the path written. Figures are linked relative to the report's folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    counts = {v: sum(c.verdict == v for c in claims) for v in ("held", "not held", "not testable")}
+    lines = [
+        f"# {title}",
+        "",
+        f"*{reference}*",
+        "",
+        summary.strip(),
+        "",
+        f"**{counts['held']} held, {counts['not held']} not held, {counts['not testable']} not testable** "
+        f"(generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}).",
+        "",
+        "| # | claim | measured | value | criterion | verdict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for i, claim in enumerate(claims, 1):
+        cells = [str(i), claim.statement, claim.quantity, claim.measured(), claim.criterion, f"**{claim.verdict}**"]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |")
+    notes = [(i, c.note) for i, c in enumerate(claims, 1) if c.note]
+    if notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"{i}. {note}" for i, note in notes]
+    if figures:
+        lines += ["", "## Figures", ""]
+        for fig in figures:
+            rel = Path(fig)
+            try:
+                rel = rel.relative_to(path.parent)
+            except ValueError:
+                pass
+            lines.append(f"![{rel.stem}]({rel.as_posix()})")
+            lines.append("")
+    if configuration is not None:
+        lines += ["", "## Configuration", "", "```json", json.dumps(configuration, indent=2, default=str), "```"]
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path
