@@ -1,0 +1,593 @@
+"""Empirical NTK and NNGP of finite networks.
+
+Three NTK methods:
+
+* ``"structured"``: for networks made of Linear maps and elementwise nonlinearities (:class:`MLP`,
+  or ``nn.Sequential`` of ``nn.Linear`` / elementwise activation modules). With
+  ``h^l = a_l W^l z^{l-1} + c_l b^l``, the gradient of output f_k with respect to W^l is
+  ``a_l delta^l_k z^{l-1}^T`` with ``delta^l_k = df_k/dh^l``, so
+
+      Theta_{kk'}(x, x') = sum_l <delta^l_k(x), delta^l_k'(x')> (a_l^2 <z^{l-1}(x), z^{l-1}(x')> + c_l^2),
+
+  a sum of Hadamard products of two Gram matrices per layer. The signals delta are backpropagated
+  for a whole block of inputs at once with matrix products; no per-example Jacobian is formed.
+* ``"jacobian"``: per-example Jacobians with ``torch.func.vmap(jacrev)`` contracted over parameters
+  (PyTorch's NTK tutorial, "Jacobian contraction"); any ``nn.Module``.
+* ``"ntk_vp"``: NTK-vector products, a vjp followed by a jvp for each output basis vector
+  (PyTorch's NTK tutorial); any ``nn.Module``.
+
+All three chunk over inputs so that memory stays bounded for large N.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, jacrev, jvp, vjp, vmap
+
+from ntktheory._validate import check_choice, check_int
+
+from ._activations import TorchActivation
+from ._device import exact_matmul
+from ._mlp import MLP, ScaledLinear
+
+__all__ = ["nngp", "ntk"]
+
+METHODS = ("auto", "structured", "jacobian", "ntk_vp")
+OUTPUTS = ("mean", "trace", "full")
+#: Default memory budget (bytes) for the per-chunk intermediate arrays of each method.
+DEFAULT_CHUNK_BYTES = 1 << 30
+
+_ELEMENTWISE_MODULES = (
+    TorchActivation,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+    nn.Mish,
+    nn.Softsign,
+    nn.Hardtanh,
+    nn.Tanhshrink,
+    nn.Identity,
+)
+
+
+# ---------------------------------------------------------------------------- layered form
+@dataclasses.dataclass(frozen=True)
+class Layered:
+    """A network ``h^l = a_l z^{l-1} W_l^T + c_l b_l``, ``z^l = phi_l(h^l)``, batched over seeds.
+
+    Attributes
+    ----------
+    weights
+        Per linear map, shape (S, out, in): S stacked networks (S = 1 for one model).
+    biases
+        Per linear map, shape (S, out), or None for a map without bias.
+    weight_scales, bias_scales
+        The fixed multipliers a_l, c_l.
+    weight_trained, bias_trained
+        Whether the parameter is trained (contributes to the NTK).
+    activations
+        The elementwise nonlinearity after each map but the last.
+    weight_vars, bias_vars
+        Effective initial variances (sigma_w^2/fan_in, sigma_b^2) for the NNGP; None when unknown.
+    """
+
+    weights: tuple[torch.Tensor, ...]
+    biases: tuple[torch.Tensor | None, ...]
+    weight_scales: tuple[float, ...]
+    bias_scales: tuple[float, ...]
+    weight_trained: tuple[bool, ...]
+    bias_trained: tuple[bool, ...]
+    activations: tuple[Callable[[torch.Tensor], torch.Tensor], ...]
+    weight_vars: tuple[float, ...] | None = None
+    bias_vars: tuple[float, ...] | None = None
+
+    @property
+    def out_features(self) -> int:
+        return self.weights[-1].shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.weights[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.weights[0].device
+
+
+def _compose(fns: Sequence[Callable]) -> Callable:
+    if len(fns) == 1:
+        return fns[0]
+
+    def composed(u):
+        for f in fns:
+            u = f(u)
+        return u
+
+    return composed
+
+
+def layered(model: nn.Module) -> Layered:
+    """Read an :class:`MLP` or an ``nn.Sequential`` of Linear maps and elementwise modules.
+
+    Raises
+    ------
+    NotImplementedError
+        If the model is not of that form (use ``method="jacobian"`` or ``"ntk_vp"``).
+    """
+    if isinstance(model, MLP):
+        mods: list[nn.Module] = []
+        for layer in model.layers[:-1]:
+            mods += [layer, model.phi]
+        mods.append(model.layers[-1])
+    elif isinstance(model, nn.Sequential):
+        mods = list(model)
+    else:
+        raise NotImplementedError(
+            f"method='structured' needs an empirical.MLP or an nn.Sequential of nn.Linear and "
+            f"elementwise activation modules; got {type(model).__name__}. "
+            "Use method='jacobian' or method='ntk_vp' for other models."
+        )
+    linears: list[nn.Module] = []
+    acts: list[list[Callable]] = []
+    for m in mods:
+        if isinstance(m, (nn.Linear, ScaledLinear)):
+            if linears and not acts[-1]:
+                acts[-1].append(nn.Identity())
+            linears.append(m)
+            acts.append([])
+        elif isinstance(m, _ELEMENTWISE_MODULES) and linears:
+            acts[-1].append(m)
+        else:
+            raise NotImplementedError(
+                f"method='structured' supports nn.Sequential of nn.Linear (first and last) and elementwise "
+                f"activation modules only; found {type(m).__name__} at its position. "
+                "Use method='jacobian' or method='ntk_vp' for other models."
+            )
+    if not linears or acts[-1]:
+        raise NotImplementedError(
+            "method='structured' needs the model to start and end with a linear map; "
+            "use method='jacobian' or method='ntk_vp' otherwise."
+        )
+    ws, bs, a, c, wt, bt, wv, bv = [], [], [], [], [], [], [], []
+    for m in linears:
+        ws.append(m.weight.detach()[None])
+        bias = m.bias
+        bs.append(None if bias is None else bias.detach()[None])
+        if isinstance(m, ScaledLinear):
+            a.append(m.weight_scale)
+            c.append(m.bias_scale)
+            wv.append(m.weight_var)
+            bv.append(m.bias_var)
+        else:
+            a.append(1.0)
+            c.append(1.0)
+        wt.append(m.weight.requires_grad)
+        bt.append(bias is not None and bias.requires_grad and c[-1] != 0.0)
+    known = len(wv) == len(linears)
+    return Layered(
+        weights=tuple(ws),
+        biases=tuple(bs),
+        weight_scales=tuple(a),
+        bias_scales=tuple(c),
+        weight_trained=tuple(wt),
+        bias_trained=tuple(bt),
+        activations=tuple(_compose(f) for f in acts[:-1]),
+        weight_vars=tuple(wv) if known else None,
+        bias_vars=tuple(bv) if known else None,
+    )
+
+
+# ---------------------------------------------------------------------------- input handling
+def as_inputs(model_dtype: torch.dtype, device: torch.device, name: str, x: object, features: int | None):
+    """A 2-D tensor of the model's dtype and device, with a message naming ``name`` otherwise."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"`{name}` must be a 2-D tensor or array of real numbers; got {type(x).__name__}.") from err
+    if t.ndim != 2:
+        raise ValueError(
+            f"`{name}` must be 2-D with shape (n_points, n_features); got shape {tuple(t.shape)!r}. "
+            "Reshape a single point with x[None, :]."
+        )
+    if t.shape[0] == 0:
+        raise ValueError(f"`{name}` must have at least one point; got shape {tuple(t.shape)!r}.")
+    if features is not None and t.shape[1] != features:
+        raise ValueError(f"`{name}` has {t.shape[1]} features but the model expects {features}.")
+    if t.is_floating_point() or t.is_complex():
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"`{name}` must be finite; it contains NaN or inf.")
+    return t.to(device=device, dtype=model_dtype)
+
+
+def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
+    p = next(iter(model.parameters()), None)
+    if p is None:
+        raise ValueError("`model` has no parameters; its NTK is zero.")
+    return p.dtype, p.device
+
+
+def _in_features(model: nn.Module) -> int | None:
+    if isinstance(model, MLP):
+        return model.in_features
+    if isinstance(model, nn.Sequential) and isinstance(model[0], (nn.Linear, ScaledLinear)):
+        return model[0].weight.shape[1]
+    return None
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+# ---------------------------------------------------------------------------- structured
+def _forward_features(net: Layered, x: torch.Tensor):
+    """Inputs z^{l-1} of every map and phi'(h^l) of every hidden layer, batched over S."""
+    zs, dphis = [], []
+    z = x.expand(net.weights[0].shape[0], *x.shape)
+    for l, phi in enumerate(net.activations):
+        zs.append(z)
+        h = _affine(net, l, z)
+        with torch.enable_grad():
+            hh = h.detach().requires_grad_(True)
+            zz = phi(hh)
+            (d,) = torch.autograd.grad(zz.sum(), hh)
+        dphis.append(d)
+        z = zz.detach()
+    zs.append(z)
+    return zs, dphis
+
+
+def _affine(net: Layered, l: int, z: torch.Tensor) -> torch.Tensor:
+    h = torch.matmul(z, net.weights[l].transpose(1, 2))
+    if net.weight_scales[l] != 1.0:
+        h = net.weight_scales[l] * h
+    b = net.biases[l]
+    if b is not None and net.bias_scales[l] != 0.0:
+        h = h + net.bias_scales[l] * b[:, None, :]
+    return h
+
+
+def layered_forward(net: Layered, x: torch.Tensor) -> torch.Tensor:
+    """Outputs, shape (S, N, k)."""
+    z = x.expand(net.weights[0].shape[0], *x.shape)
+    for l, phi in enumerate(net.activations):
+        z = phi(_affine(net, l, z))
+    return _affine(net, len(net.activations), z)
+
+
+def _input_factor(net: Layered, l: int, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor | float:
+    """a_l^2 <z1, z2> [weight trained] + c_l^2 [bias trained], shape (S, N1, N2) or a float."""
+    factor: torch.Tensor | float = 0.0
+    if net.weight_trained[l]:
+        factor = torch.matmul(z1, z2.transpose(1, 2))
+        if net.weight_scales[l] != 1.0:
+            factor = net.weight_scales[l] ** 2 * factor
+    if net.bias_trained[l]:
+        factor = factor + net.bias_scales[l] ** 2
+    return factor
+
+
+def structured_block(net: Layered, x1: torch.Tensor, x2: torch.Tensor | None, outputs: str) -> torch.Tensor:
+    """Empirical NTK block for all S stacked networks: (S, N1, N2) or (S, N1, N2, k, k).
+
+    ``outputs="trace"`` sums the k diagonal output blocks (``"mean"`` is handled by the caller).
+    """
+    same = x2 is None
+    zs1, dp1 = _forward_features(net, x1)
+    zs2, dp2 = (zs1, dp1) if same else _forward_features(net, x2)
+    S, n1, n2, k = net.weights[0].shape[0], x1.shape[0], (x1 if same else x2).shape[0], net.out_features
+    L = len(net.activations)
+    full = outputs == "full"
+    theta = torch.zeros((S, n1, n2, k, k) if full else (S, n1, n2), dtype=net.dtype, device=net.device)
+    # readout: delta^{L+1} = identity, so the signal Gram is I_k (trace k)
+    factor = _input_factor(net, L, zs1[L], zs2[L])
+    if full:
+        eye = torch.eye(k, dtype=net.dtype, device=net.device)
+        theta += (factor[..., None, None] if isinstance(factor, torch.Tensor) else factor) * eye
+    else:
+        theta += k * factor
+    # delta^L[s, i, a, :] = a_{L+1} W_{L+1}[s, a, :] * phi'(h^L)[s, i, :]
+    w = net.weights[L] * net.weight_scales[L]
+    d1 = w[:, None, :, :] * dp1[L - 1][:, :, None, :] if L else None
+    d2 = d1 if same else (w[:, None, :, :] * dp2[L - 1][:, :, None, :] if L else None)
+    for l in range(L - 1, -1, -1):
+        factor = _input_factor(net, l, zs1[l], zs2[l])
+        if not isinstance(factor, float) or factor != 0.0:
+            width = d1.shape[-1]
+            if full:
+                g = torch.matmul(d1.reshape(S, n1 * k, width), d2.reshape(S, n2 * k, width).transpose(1, 2))
+                g = g.reshape(S, n1, k, n2, k).permute(0, 1, 3, 2, 4)
+                theta += g * (factor[..., None, None] if isinstance(factor, torch.Tensor) else factor)
+            else:
+                g = torch.matmul(d1.reshape(S, n1, k * width), d2.reshape(S, n2, k * width).transpose(1, 2))
+                theta += g * factor
+        if l == 0:
+            break
+        w = net.weights[l] * net.weight_scales[l]
+        d1 = torch.matmul(d1, w[:, None]) * dp1[l - 1][:, :, None, :]
+        d2 = d1 if same else torch.matmul(d2, w[:, None]) * dp2[l - 1][:, :, None, :]
+    return theta
+
+
+def _structured_chunk(net: Layered, n_in: int) -> int:
+    """Rows per chunk so that stored features (z, phi', delta for both inputs) fit the budget."""
+    S, k = net.weights[0].shape[0], net.out_features
+    per_row = sum(w.shape[2] for w in net.weights) * 2 + k * max(w.shape[2] for w in net.weights) * 2
+    per_row *= 2 * S * torch.finfo(net.dtype).bits // 8
+    return max(1, min(n_in, DEFAULT_CHUNK_BYTES // max(per_row, 1)))
+
+
+def structured_ntk(net: Layered, x1, x2, outputs: str, chunk_size: int | None) -> torch.Tensor:
+    """Chunked :func:`structured_block`; x2 None exploits symmetry."""
+    n1 = x1.shape[0]
+    n2 = n1 if x2 is None else x2.shape[0]
+    size = chunk_size or _structured_chunk(net, max(n1, n2))
+    if n1 <= size and n2 <= size:
+        return structured_block(net, x1, x2, outputs)
+    S, k = net.weights[0].shape[0], net.out_features
+    shape = (S, n1, n2, k, k) if outputs == "full" else (S, n1, n2)
+    theta = torch.empty(shape, dtype=net.dtype, device=net.device)
+    for i in _chunks(n1, size):
+        for j in _chunks(n2, size):
+            if x2 is None and j.start < i.start:
+                block = theta[:, j, i].transpose(1, 2)
+                theta[:, i, j] = block.transpose(-1, -2) if outputs == "full" else block
+                continue
+            if x2 is None and i == j:
+                theta[:, i, j] = structured_block(net, x1[i], None, outputs)
+            else:
+                theta[:, i, j] = structured_block(net, x1[i], (x1 if x2 is None else x2)[j], outputs)
+    return theta
+
+
+# ---------------------------------------------------------------------------- torch.func methods
+def _functional(model: nn.Module):
+    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    frozen = {k: v.detach() for k, v in model.named_parameters() if not v.requires_grad}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def fnet_single(p, x):
+        out = functional_call(model, (p, frozen, buffers), (x.unsqueeze(0),))
+        return out.reshape(-1)
+
+    return fnet_single, params
+
+
+def _jacobian_block(fnet_single, params, x1, x2, outputs):
+    """PyTorch tutorial: vmap(jacrev) per-example Jacobians, contracted layer by layer."""
+    jac1 = vmap(jacrev(fnet_single), (None, 0))(params, x1)
+    jac1 = [j.flatten(2) for j in jac1.values()]
+    if x2 is None:
+        jac2 = jac1
+    else:
+        jac2 = vmap(jacrev(fnet_single), (None, 0))(params, x2)
+        jac2 = [j.flatten(2) for j in jac2.values()]
+    expr = "Naf,Mbf->NMab" if outputs == "full" else "Naf,Maf->NM"
+    return torch.stack([torch.einsum(expr, j1, j2) for j1, j2 in zip(jac1, jac2)]).sum(0)
+
+
+def _ntk_vp_block(fnet_single, params, x1, x2, outputs):
+    """PyTorch tutorial: NTK-vector products (vjp then jvp for each output basis vector)."""
+
+    def get_ntk(a, b):
+        def func_a(p):
+            return fnet_single(p, a)
+
+        def func_b(p):
+            return fnet_single(p, b)
+
+        output, vjp_fn = vjp(func_a, params)
+
+        def get_ntk_slice(vec):
+            (vjps,) = vjp_fn(vec)
+            _, jvps = jvp(func_b, (params,), (vjps,))
+            return jvps
+
+        basis = torch.eye(output.numel(), dtype=output.dtype, device=output.device).view(output.numel(), -1)
+        return vmap(get_ntk_slice)(basis)
+
+    result = vmap(vmap(get_ntk, (None, 0)), (0, None))(x1, x1 if x2 is None else x2)
+    if outputs == "full":
+        return result
+    return torch.einsum("NMKK->NM", result)
+
+
+def _func_ntk(model, x1, x2, outputs, chunk_size, method):
+    fnet_single, params = _functional(model)
+    if not params:
+        raise ValueError("`model` has no trainable parameters (requires_grad); its NTK is zero.")
+    n_params = sum(p.numel() for p in params.values())
+    k = fnet_single(params, x1[0]).numel()
+    itemsize = torch.finfo(x1.dtype).bits // 8
+    if method == "jacobian":
+        size = chunk_size or max(1, DEFAULT_CHUNK_BYTES // (2 * n_params * k * itemsize))
+        rows, cols = size, size
+    else:  # ntk_vp vmaps over (rows x cols) pairs, each holding a k x n_params vjp
+        budget = max(1, DEFAULT_CHUNK_BYTES // (n_params * k * itemsize * 4))
+        rows = chunk_size or max(1, int(np.sqrt(budget)))
+        cols = chunk_size or max(1, budget // rows)
+    block_fn = _jacobian_block if method == "jacobian" else _ntk_vp_block
+    n1 = x1.shape[0]
+    xb = x1 if x2 is None else x2
+    n2 = xb.shape[0]
+    shape = (n1, n2, k, k) if outputs == "full" else (n1, n2)
+    theta = torch.empty(shape, dtype=x1.dtype, device=x1.device)
+    for i in _chunks(n1, rows):
+        for j in _chunks(n2, cols):
+            same = x2 is None and i == j
+            theta[i, j] = block_fn(fnet_single, params, x1[i], None if same else xb[j], outputs).detach()
+    return theta
+
+
+# ---------------------------------------------------------------------------- public
+def ntk(
+    model: nn.Module,
+    x1: torch.Tensor | np.ndarray,
+    x2: torch.Tensor | np.ndarray | None = None,
+    method: str = "auto",
+    *,
+    outputs: str = "mean",
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    r"""Empirical neural tangent kernel ``Theta(x, x') = sum_p df(x)/dp df(x')/dp``.
+
+    The sum runs over the model's trained parameters (``requires_grad``). For an :class:`MLP` in
+    the NTK parameterisation, the mean over seeds tends to ``ntktheory.kernels(...)["ntk"]`` as
+    the width grows; in the standard parameterisation to the kernel with the width factor of
+    DESIGN.md (``ntktheory.kernels(..., parameterization="standard", width=n)``).
+
+    Parameters
+    ----------
+    model
+        A network mapping (N, d) inputs to (N, k) outputs.
+    x1, x2
+        Inputs of shape (N1, d) and (N2, d); ``x2=None`` means ``x2 = x1`` (symmetry is used).
+        Converted to the model's dtype and device.
+    method
+        ``"structured"`` (per-layer Gram factorisation; :class:`MLP` or ``nn.Sequential`` of
+        ``nn.Linear`` and elementwise activations), ``"jacobian"`` (Jacobian contraction),
+        ``"ntk_vp"`` (NTK-vector products), or ``"auto"``: structured when the model allows it,
+        else jacobian.
+    outputs
+        ``"mean"`` (default): the mean of the k diagonal output blocks, ``(1/k) sum_a Theta_aa``,
+        shape (N1, N2) — at infinite width Theta_full = Theta (x) I_k, so this is Theta;
+        ``"trace"``: the sum over outputs, (N1, N2); ``"full"``: shape (N1, N2, k, k).
+    chunk_size
+        Inputs per chunk; by default chosen so each method's intermediates stay within ~1 GiB.
+
+    Returns
+    -------
+    torch.Tensor
+        On the model's device and dtype; shape (N1, N2) or (N1, N2, k, k).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method`` or ``outputs``, inputs of the wrong shape, or non-finite inputs.
+    NotImplementedError
+        For ``method="structured"`` on a model it does not cover.
+
+    References
+    ----------
+    Jacot, Gabriel & Hongler 2018, arXiv:1806.07572, eq. (4); PyTorch tutorial "Neural Tangent
+    Kernels" (torch.func).
+
+    Examples
+    --------
+    >>> import torch, empirical
+    >>> net = empirical.MLP(3, width=32, depth=2, activation="relu", device="cpu")
+    >>> x = torch.randn(4, 3, dtype=torch.float64)
+    >>> K = empirical.ntk(net, x)
+    >>> K.shape
+    torch.Size([4, 4])
+    >>> bool(torch.allclose(K, empirical.ntk(net, x, method="jacobian"), rtol=0, atol=1e-10))
+    True
+    """
+    method = check_choice("method", method, METHODS)
+    outputs = check_choice("outputs", outputs, OUTPUTS)
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
+    dtype, device = _model_dtype_device(model)
+    features = _in_features(model)
+    x1 = as_inputs(dtype, device, "x1", x1, features)
+    x2 = None if x2 is None else as_inputs(dtype, device, "x2", x2, x1.shape[1])
+    with exact_matmul(), torch.no_grad():
+        if method == "auto":
+            try:
+                net = layered(model)
+                method = "structured"
+            except NotImplementedError:
+                method = "jacobian"
+        if method == "structured":
+            net = layered(model)
+            theta = structured_ntk(net, x1, x2, "full" if outputs == "full" else "trace", chunk_size)[0]
+            k = net.out_features
+        else:
+            theta = _func_ntk(model, x1, x2, "full" if outputs == "full" else "trace", chunk_size, method)
+            k = None
+    if outputs == "mean":
+        if k is None:
+            with torch.no_grad():
+                k = model(x1[:1]).reshape(-1).numel()
+        theta = theta / k
+    return theta
+
+
+def nngp_layers(net: Layered, x1: torch.Tensor, x2: torch.Tensor | None) -> torch.Tensor:
+    """Sigma^l for l = 1..L+1 (inputs to every map), shape (S, L+1, N1, N2)."""
+    zs1, _ = _forward_features(net, x1)
+    zs2 = zs1 if x2 is None else _forward_features(net, x2)[0]
+    out = []
+    for l in range(len(net.weights)):
+        out.append(net.weight_vars[l] * torch.matmul(zs1[l], zs2[l].transpose(1, 2)) + net.bias_vars[l])
+    return torch.stack(out, dim=1)
+
+
+def nngp(
+    model: MLP,
+    x1: torch.Tensor | np.ndarray,
+    x2: torch.Tensor | np.ndarray | None = None,
+    *,
+    layers: str = "readout",
+) -> torch.Tensor:
+    r"""Empirical NNGP: the finite-width covariance ``Sigma^{l}`` given the network's features.
+
+    ``Sigma^1 = sigma_w^2 x.x'/d + sigma_b^2`` and ``Sigma^{l+1} = (sigma_w^2/n) phi(h^l(x)).phi(h^l(x'))
+    + sigma_b^2``, the covariance of the next pre-activation over a fresh draw of that layer's
+    weights, in either parameterisation (both have the same forward distribution). Its mean over
+    seeds tends to ``ntktheory.kernels(...)["nngp"]`` as the width grows.
+
+    Parameters
+    ----------
+    model
+        An :class:`MLP` (or ``nn.Sequential`` of :class:`ScaledLinear` maps and elementwise
+        modules, which carry the initial variances).
+    x1, x2
+        Inputs (N1, d), (N2, d); ``x2=None`` means ``x2 = x1``.
+    layers
+        ``"readout"`` (default): Sigma^{L+1}, shape (N1, N2); ``"all"``: Sigma^1 .. Sigma^{L+1},
+        shape (L+1, N1, N2).
+
+    Examples
+    --------
+    >>> import torch, empirical
+    >>> net = empirical.MLP(2, width=64, depth=1, activation="relu", sigma_w=1.0, device="cpu")
+    >>> x = torch.eye(2, dtype=torch.float64)
+    >>> empirical.nngp(net, x, layers="all")[0]
+    tensor([[0.5000, 0.0000],
+            [0.0000, 0.5000]], dtype=torch.float64)
+    """
+    layers = check_choice("layers", layers, ("readout", "all"))
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
+    try:
+        net = layered(model)
+    except NotImplementedError as err:
+        raise NotImplementedError(f"nngp: {err}".replace("method='structured'", "nngp")) from err
+    if net.weight_vars is None:
+        raise ValueError(
+            "nngp needs the initial weight and bias variances; build the model with empirical.MLP "
+            "(nn.Linear layers do not record sigma_w and sigma_b)."
+        )
+    x1 = as_inputs(net.dtype, net.device, "x1", x1, net.weights[0].shape[2])
+    x2 = None if x2 is None else as_inputs(net.dtype, net.device, "x2", x2, x1.shape[1])
+    with exact_matmul(), torch.no_grad():
+        sig = nngp_layers(net, x1, x2)[0]
+    return sig[-1] if layers == "readout" else sig
