@@ -1,4 +1,63 @@
-"""compare: theory and finite networks side by side (datasets, gap metrics, sweeps, figures, CLI)."""
+"""compare: theory and finite networks side by side (datasets, gap metrics, sweeps, figures, CLI).
 
-__all__: list[str] = []
+Importing it registers the ``Dataset.ntkgap`` accessor.
+"""
+
+from . import _accessor  # noqa: F401  (registers Dataset.ntkgap)
+from ._config import ConfigError, DataSpec, InitPoint, SweepConfig, TrainingSpec, load_sweep
+from ._data import (
+    load_cifar10,
+    load_digits,
+    load_mnist,
+    load_user_arrays,
+    normalize_to_sphere,
+    sphere_points,
+)
+from ._metrics import (
+    cka,
+    condition_number,
+    eigenvalues,
+    function_distance,
+    kernel_regression_prediction,
+    relative_frobenius,
+    relative_kernel_change,
+    relative_variance,
+    width_scaling_exponent,
+)
+from ._schema import CONVENTIONS, provenance_attrs, theory_empirical_dataset
+from ._store import StoreMismatchError
+from ._sweep import SweepResult, Task, combine_results, plan_tasks, run_sweep
+
+__all__ = [
+    "CONVENTIONS",
+    "ConfigError",
+    "DataSpec",
+    "InitPoint",
+    "StoreMismatchError",
+    "SweepConfig",
+    "SweepResult",
+    "Task",
+    "TrainingSpec",
+    "cka",
+    "combine_results",
+    "condition_number",
+    "eigenvalues",
+    "function_distance",
+    "kernel_regression_prediction",
+    "load_cifar10",
+    "load_digits",
+    "load_mnist",
+    "load_sweep",
+    "load_user_arrays",
+    "normalize_to_sphere",
+    "plan_tasks",
+    "provenance_attrs",
+    "relative_frobenius",
+    "relative_kernel_change",
+    "relative_variance",
+    "run_sweep",
+    "sphere_points",
+    "theory_empirical_dataset",
+    "width_scaling_exponent",
+]
 __version__ = "0.1.0"

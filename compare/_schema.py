@@ -1,0 +1,208 @@
+"""The ntkgap dataset schema: names, conventions and provenance shared by every Dataset we write.
+
+Layout (DESIGN.md, "Data layout")
+---------------------------------
+* kernels live on dims ``("x1", "x2")``; the points are indexed by ``x1``/``x2`` integer coords;
+* configuration dims are named after the parameter: ``activation``, ``init`` (a named
+  (sigma_w^2, sigma_b^2) point, with ``sigma_w2`` / ``sigma_b2`` as coordinates on
+  ``("activation", "init")``), ``width``, ``depth``, ``seed``, ``step``;
+* analytic and finite-network quantities are told apart by name only: ``ntk_theory``,
+  ``ntk_empirical``, ``nngp_theory``, ``nngp_empirical``, ...;
+* a value that diverged is NaN and ``diverged`` is True for its configuration; a task that raised
+  has ``failed`` True and its message in ``error``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "CONVENTIONS",
+    "KERNEL_DIMS",
+    "CONFIG_DIMS",
+    "provenance_attrs",
+    "theory_empirical_dataset",
+    "to_json",
+]
+
+#: The mathematical conventions, in words (DESIGN.md), attached to every Dataset as ``conventions``.
+CONVENTIONS = (
+    "Fully-connected network, input x in R^d, depth = L hidden layers of width n, readout width k. "
+    "NTK parameterisation (default): h^1 = (sigma_w/sqrt(d)) W^1 x + sigma_b b^1; "
+    "h^{l+1} = (sigma_w/sqrt(n)) W^{l+1} phi(h^l) + sigma_b b^{l+1}, l = 1..L (l = L is the readout); "
+    "all W, b entries i.i.d. N(0, 1). Standard parameterisation: same forward function, trained "
+    "parameters W ~ N(0, sigma_w^2/fan_in), b ~ N(0, sigma_b^2). "
+    "NNGP: Sigma^1 = sigma_w^2 x.x'/d + sigma_b^2; Sigma^{l+1} = sigma_w^2 E[phi(u)phi(v)] + sigma_b^2. "
+    "NTK (NTK parameterisation): Theta^1 = Sigma^1; Theta^{l+1} = Sigma^{l+1} + "
+    "sigma_w^2 E[phi'(u)phi'(v)] Theta^l. Reported kernels are those of the readout, "
+    "Sigma^{L+1} and Theta^{L+1} (neural-tangents stax.serial(Dense, phi, ..., Dense(k)) with "
+    "W_std = sigma_w, b_std = sigma_b). Configuration grids are over variances sigma_w2 = sigma_w^2 "
+    "and sigma_b2 = sigma_b^2. Variables *_theory are infinite-width (analytic) values, "
+    "*_empirical are measured on finite torch networks. Diverged values are NaN with the flag "
+    "variable `diverged` True; failed tasks have `failed` True and the message in `error`. "
+    "Training: full-batch gradient descent on (1/2N)|f - Y|^2 (Lee et al. 2019, arXiv:1902.06720)."
+)
+
+KERNEL_DIMS: tuple[str, str] = ("x1", "x2")
+CONFIG_DIMS: tuple[str, ...] = ("activation", "init", "width", "depth", "seed", "step")
+
+
+def to_json(obj: Any) -> str:
+    """JSON text with sorted keys (stable across runs, so it can be compared and hashed)."""
+    return json.dumps(obj, sort_keys=True, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot serialise {obj!r} of type {type(obj).__name__} to JSON")
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for name in ("ntkgap", "numpy", "scipy", "xarray", "torch", "dask", "zarr", "numba"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def provenance_attrs(
+    config: Mapping[str, Any] | None = None,
+    *,
+    seeds: Any = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    created: str | None = None,
+) -> dict[str, str]:
+    """The attrs DESIGN.md requires on every Dataset, as strings (NetCDF- and Zarr-safe).
+
+    Parameters
+    ----------
+    config
+        The full configuration; stored as JSON text under ``config``.
+    seeds, device, dtype
+        Provenance of empirical data (omitted when None).
+    created
+        ISO-8601 creation time; now (UTC) when None. A resumed sweep passes the time its store was
+        created, so that the finished dataset does not depend on interruptions.
+
+    Returns
+    -------
+    dict
+        ``conventions``, ``ntkgap_version``, ``package_versions`` (JSON), ``python``,
+        ``creation_time``, ``config`` (JSON) and, when given, ``seeds`` (JSON), ``device``, ``dtype``.
+    """
+    versions = _package_versions()
+    attrs = {
+        "conventions": CONVENTIONS,
+        "ntkgap_version": versions["ntkgap"],
+        "package_versions": to_json(versions),
+        "python": platform.python_version(),
+        "creation_time": created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": to_json(dict(config or {})),
+    }
+    if seeds is not None:
+        attrs["seeds"] = to_json(list(np.atleast_1d(seeds).tolist()))
+    if device is not None:
+        attrs["device"] = str(device)
+    if dtype is not None:
+        attrs["dtype"] = str(dtype)
+    return attrs
+
+
+def _as_kernel(name: str, value: Any) -> xr.DataArray:
+    if isinstance(value, xr.DataArray):
+        if value.dims[-2:] != KERNEL_DIMS:
+            raise ValueError(f"`{name}` must have trailing dims {KERNEL_DIMS!r}; got dims {value.dims!r}.")
+        return value.astype(np.float64)
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"`{name}` must be a 2-D kernel matrix; got shape {arr.shape!r}.")
+    return xr.DataArray(arr, dims=KERNEL_DIMS)
+
+
+def theory_empirical_dataset(
+    *,
+    ntk_theory: Any = None,
+    ntk_empirical: Any = None,
+    nngp_theory: Any = None,
+    nngp_empirical: Any = None,
+    config: Mapping[str, Any] | None = None,
+    seeds: Any = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    diverged: Any = None,
+) -> xr.Dataset:
+    """Put analytic and empirical kernels into one Dataset with DESIGN.md names and attrs.
+
+    Parameters
+    ----------
+    ntk_theory, nngp_theory
+        Infinite-width kernels: arrays (N1, N2) or DataArrays with trailing dims ``("x1", "x2")``
+        (e.g. ``ntktheory.kernels(...)["ntk"]``).
+    ntk_empirical, nngp_empirical
+        Finite-network kernels, arrays (N1, N2) or DataArrays with leading configuration dims such
+        as ``seed`` or ``width`` and trailing ``("x1", "x2")``.
+    config, seeds, device, dtype
+        Provenance, see :func:`provenance_attrs`.
+    diverged
+        Optional boolean flags broadcastable to the empirical kernels' configuration dims. Where
+        True (or where an empirical kernel is not finite), the empirical values are set to NaN and
+        the ``diverged`` variable says so.
+
+    Returns
+    -------
+    xarray.Dataset
+        The given variables (float64) plus ``diverged`` (bool), with ``x1``/``x2`` integer coords.
+
+    Examples
+    --------
+    >>> ds = theory_empirical_dataset(ntk_theory=np.eye(2), ntk_empirical=np.eye(2) * 1.1)
+    >>> sorted(ds.data_vars)
+    ['diverged', 'ntk_empirical', 'ntk_theory']
+    >>> round(float(ds.ntkgap.relative_frobenius("ntk")), 6)
+    0.1
+    """
+    given = {
+        "ntk_theory": ntk_theory,
+        "ntk_empirical": ntk_empirical,
+        "nngp_theory": nngp_theory,
+        "nngp_empirical": nngp_empirical,
+    }
+    variables = {k: _as_kernel(k, v) for k, v in given.items() if v is not None}
+    if not variables:
+        raise ValueError("pass at least one of `ntk_theory`, `ntk_empirical`, `nngp_theory`, `nngp_empirical`.")
+    ds = xr.Dataset(variables)
+    ds = ds.assign_coords({d: np.arange(ds.sizes[d]) for d in KERNEL_DIMS if d in ds.dims})
+    emp = [v for v in ("ntk_empirical", "nngp_empirical") if v in ds]
+    if emp:
+        config_dims = [d for d in ds[emp[0]].dims if d not in KERNEL_DIMS]
+        bad = xr.zeros_like(ds[emp[0]].isel({d: 0 for d in KERNEL_DIMS}, drop=True), dtype=bool)
+        for v in emp:
+            bad = bad | ~np.isfinite(ds[v]).all(KERNEL_DIMS)
+        if diverged is not None:
+            flags = diverged if isinstance(diverged, xr.DataArray) else xr.DataArray(
+                np.asarray(diverged, dtype=bool), dims=config_dims[: np.ndim(diverged)]
+            )
+            bad = bad | flags.astype(bool)
+        for v in emp:
+            ds[v] = ds[v].where(~bad)
+        ds["diverged"] = bad
+        ds["diverged"].attrs["description"] = "True where the finite network diverged; its values are NaN."
+    ds.attrs.update(provenance_attrs(config, seeds=seeds, device=device, dtype=dtype))
+    return ds

@@ -1,0 +1,336 @@
+"""Resumable sweeps: every configuration is a task on Dask, every result is committed to Zarr.
+
+The driver (this process) plans the tasks, submits the unfinished ones to a ``dask.distributed``
+cluster (a :class:`~distributed.LocalCluster` by default, or an existing scheduler by address),
+and commits each result to the :class:`~compare._store.SweepStore` as it arrives. When every task
+is committed, the per-task groups are combined, in the configuration's canonical order, into one
+Dataset written at the store's root. Since the combined Dataset depends only on the committed
+results and the configuration, an interrupted and resumed sweep ends with the same Dataset as an
+uninterrupted one.
+
+A task whose function raises is recorded (``failed`` True, ``error`` the message, values NaN) and
+the sweep goes on; a task lost to a crashed worker is not recorded, so a rerun retries it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ._config import SweepConfig
+from ._schema import provenance_attrs, to_json
+from ._store import SweepStore
+
+__all__ = ["SweepResult", "Task", "combine_results", "plan_tasks", "run_sweep"]
+
+TaskFunction = Callable[["Task", SweepConfig], xr.Dataset]
+
+#: Configuration dims of each task kind, in canonical order.
+KIND_DIMS: dict[str, tuple[str, ...]] = {
+    "theory": ("activation", "init", "depth"),
+    "empirical": ("activation", "init", "width", "depth", "seed"),
+}
+#: Status variables each kind gets (names differ so the kinds merge without clashes).
+STATUS_VARS: dict[str, tuple[str, str]] = {
+    "theory": ("theory_failed", "theory_error"),
+    "empirical": ("failed", "error"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One unit of work: a theory task per (activation, init, depth), an empirical task per
+    (activation, init, width, depth, seed)."""
+
+    kind: str
+    activation: str
+    init: str
+    sigma_w2: float
+    sigma_b2: float
+    depth: int
+    width: int | None = None
+    seed: int | None = None
+    index: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Stable, file-system-safe name: the kind and the indices into the config's lists."""
+        return f"{self.kind}-" + "-".join(str(i) for i in self.index)
+
+    @property
+    def coords(self) -> dict[str, Any]:
+        return {d: getattr(self, d) for d in KIND_DIMS[self.kind]}
+
+    @property
+    def cost(self) -> float:
+        """Rough relative cost, used as the Dask priority (expensive tasks first)."""
+        return float((self.width or 1) ** 2 * self.depth)
+
+
+def resolve_points(config: SweepConfig) -> dict[tuple[str, str], tuple[float, float]]:
+    """(activation, point name) -> (sigma_w2, sigma_b2), with 'critical' resolved per activation."""
+    return {(a, p.name): p.resolve(a) for a in config.activations for p in config.points}
+
+
+def plan_tasks(config: SweepConfig) -> list[Task]:
+    """All tasks of a sweep, in canonical order (theory first, then empirical)."""
+    resolved = resolve_points(config)
+    tasks: list[Task] = []
+    for ia, a in enumerate(config.activations):
+        for ip, p in enumerate(config.points):
+            sw2, sb2 = resolved[(a, p.name)]
+            for idd, d in enumerate(config.depths):
+                tasks.append(Task("theory", a, p.name, sw2, sb2, d, index=(ia, ip, idd)))
+    for ia, a in enumerate(config.activations):
+        for ip, p in enumerate(config.points):
+            sw2, sb2 = resolved[(a, p.name)]
+            for iw, w in enumerate(config.widths):
+                for idd, d in enumerate(config.depths):
+                    for isd, s in enumerate(config.seeds):
+                        tasks.append(Task("empirical", a, p.name, sw2, sb2, d, w, s, index=(ia, ip, iw, idd, isd)))
+    return tasks
+
+
+def _task_name(fn: Callable) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def run_task(task_fn: TaskFunction, task: Task, config: SweepConfig) -> xr.Dataset:
+    """Run one task, turning an exception into a recorded failure (runs on a Dask worker)."""
+    failed, error = STATUS_VARS[task.kind]
+    try:
+        ds = task_fn(task, config)
+        if not isinstance(ds, xr.Dataset):
+            raise TypeError(f"task function returned {type(ds).__name__}, expected an xarray.Dataset")
+        ds = ds.copy()
+        ds[failed] = False
+        ds[error] = ""
+    except Exception as err:  # recorded, never raised: the sweep goes on
+        msg = "".join(traceback.format_exception_only(type(err), err)).strip()
+        ds = xr.Dataset({failed: True, error: msg})
+    ds.attrs = {"task": to_json(dataclasses.asdict(task))}
+    return ds
+
+
+def _fill_value(dtype: np.dtype) -> Any:
+    if dtype.kind == "b":
+        return False
+    if dtype.kind in "OUST":
+        return ""
+    return np.nan
+
+
+def combine_results(
+    config: SweepConfig,
+    tasks: Sequence[Task],
+    results: dict[str, xr.Dataset],
+    data: xr.Dataset | None = None,
+) -> xr.Dataset:
+    """Combine per-task Datasets into one Dataset on the configuration dims.
+
+    Missing values (failed tasks) are NaN / False / "". The result depends only on ``config``,
+    ``tasks`` and ``results``, not on the order in which results arrived.
+    """
+    resolved = resolve_points(config)
+    axes = {
+        "activation": list(config.activations),
+        "init": [p.name for p in config.points],
+        "width": list(config.widths),
+        "depth": list(config.depths),
+        "seed": list(config.seeds),
+    }
+    parts = []
+    for kind, dims in KIND_DIMS.items():
+        kind_tasks = [t for t in tasks if t.kind == kind]
+        if not kind_tasks:
+            continue
+        failed, _ = STATUS_VARS[kind]
+        template = next(
+            (results[t.key] for t in kind_tasks if t.key in results and not bool(results[t.key][failed])), None
+        )
+        shape = tuple(len(axes[d]) for d in dims)
+        names = list(template.data_vars) if template is not None else []
+        for status in STATUS_VARS[kind]:
+            if status not in names:
+                names.append(status)
+        arrays: dict[str, np.ndarray] = {}
+        var_dims: dict[str, tuple[str, ...]] = {}
+        for name in names:
+            if template is not None and name in template:
+                v = template[name]
+                dtype = v.dtype if v.dtype.kind not in "iu" else np.dtype(np.float64)
+                if dtype.kind in "OUST":
+                    dtype = np.dtype(object)
+                var_dims[name] = dims + v.dims
+                arrays[name] = np.full(shape + v.shape, _fill_value(dtype), dtype=dtype)
+            else:
+                dtype = np.dtype(bool) if name == STATUS_VARS[kind][0] else np.dtype(object)
+                var_dims[name] = dims
+                arrays[name] = np.full(shape, _fill_value(dtype), dtype=dtype)
+        for t in kind_tasks:
+            if t.key not in results:
+                continue
+            r = results[t.key]
+            is_failed = bool(r[failed])
+            for name in names:
+                if is_failed and name not in STATUS_VARS[kind]:
+                    continue
+                if name not in r:
+                    raise ValueError(f"task {t.key!r} returned no variable {name!r}; every task of a kind must "
+                                     "return the same variables.")
+                arrays[name][t.index] = r[name].values
+        coords: dict[str, Any] = {d: axes[d] for d in dims}
+        if template is not None:
+            coords.update({c: template.coords[c] for c in template.coords})
+        for n, arr in arrays.items():  # text as fixed-width unicode: portable to Zarr v2 and NetCDF
+            if arr.dtype == object:
+                arrays[n] = arr.astype(str)
+        ds = xr.Dataset({n: (var_dims[n], arrays[n]) for n in names}, coords=coords)
+        if template is not None:
+            for n in names:
+                if n in template:
+                    ds[n].attrs = dict(template[n].attrs)
+        parts.append(ds)
+    out = xr.merge(parts, compat="equals", join="exact", combine_attrs="drop")
+    out = out.assign_coords(
+        sigma_w2=(("activation", "init"), np.array([[resolved[(a, p)][0] for p in axes["init"]] for a in axes["activation"]])),
+        sigma_b2=(("activation", "init"), np.array([[resolved[(a, p)][1] for p in axes["init"]] for a in axes["activation"]])),
+    )
+    out["sigma_w2"].attrs["description"] = "weight variance sigma_w^2 of each named initialisation"
+    out["sigma_b2"].attrs["description"] = "bias variance sigma_b^2 of each named initialisation"
+    if data is not None:
+        out = xr.merge([out, data], compat="equals", join="outer", combine_attrs="drop_conflicts")
+    return out
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What :func:`run_sweep` did: the combined Dataset (None if tasks are still missing)."""
+
+    dataset: xr.Dataset | None
+    store: Path
+    n_tasks: int
+    n_skipped: int
+    n_computed: int
+    n_failed: int
+    n_lost: int
+
+
+def _make_client(scheduler: str | None, n_workers: int | None, threads_per_worker: int):
+    from distributed import Client, LocalCluster
+
+    if scheduler in (None, "processes", "threads"):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=scheduler != "threads",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        return Client(cluster), cluster
+    return Client(scheduler), None
+
+
+def run_sweep(
+    config: SweepConfig,
+    out: str | Path,
+    *,
+    task_fn: TaskFunction | None = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    progress: bool = True,
+    data: xr.Dataset | None = None,
+) -> SweepResult:
+    """Run (or resume) a sweep into the Zarr store ``out``.
+
+    Parameters
+    ----------
+    config
+        The sweep.
+    out
+        Store directory. An existing store of the same sweep is resumed; one of another sweep is
+        refused (:class:`~compare._store.StoreMismatchError`).
+    task_fn
+        ``task_fn(task, config) -> xarray.Dataset`` (picklable by reference or by value); defaults
+        to :func:`compare._tasks.measure`, which runs the analytic and finite-network measurements.
+    scheduler
+        None or ``"processes"``: a LocalCluster of processes; ``"threads"``: a LocalCluster of
+        threads in this process; otherwise the address of a running ``dask.distributed`` scheduler.
+    n_workers, threads_per_worker
+        LocalCluster size (default: one worker per core, one thread each). Task functions size
+        torch's thread pool to their worker's thread count.
+    progress
+        Show a progress bar (done/total, rate, time left) on stderr.
+    data
+        Dataset merged into the combined result (inputs and targets); defaults to the task
+        module's :func:`~compare._tasks.data_variables` when ``task_fn`` is the default.
+
+    Returns
+    -------
+    SweepResult
+    """
+    if task_fn is None:
+        from ._tasks import data_variables, measure
+
+        task_fn = measure
+        data = data_variables(config) if data is None else data
+    tasks = plan_tasks(config)  # resolves 'critical' points: fails here, before any work
+    identity = to_json({"config": config.to_dict(), "task": _task_name(task_fn)})
+    store = SweepStore(out, identity, attrs={"creation_time": provenance_attrs()["creation_time"]})
+    done = store.finished()
+    pending = [t for t in tasks if t.key not in done]
+    n_failed = n_lost = 0
+    if pending:
+        from distributed import as_completed
+        from tqdm.auto import tqdm
+
+        client, cluster = _make_client(scheduler, n_workers, threads_per_worker)
+        bar = tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc=f"sweep {config.name}",
+                   unit="task", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        try:
+            futures = [
+                client.submit(run_task, task_fn, t, config, key=f"ntkgap-{t.key}-{store.path.name}",
+                              pure=False, priority=t.cost)
+                for t in pending
+            ]
+            by_key = {f.key: t for f, t in zip(futures, pending)}
+            for fut in as_completed(futures):
+                t = by_key[fut.key]
+                try:
+                    ds = fut.result()
+                except Exception as err:  # the worker died (KilledWorker) or the task was cancelled
+                    n_lost += 1
+                    bar.write(f"task {t.key} lost ({type(err).__name__}: {err}); rerun to retry it")
+                    continue
+                finally:
+                    fut.release()
+                store.write_task(t.key, ds)
+                n_failed += int(bool(ds[STATUS_VARS[t.kind][0]]))
+                bar.update(1)
+        finally:
+            bar.close()
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    if n_lost:
+        return SweepResult(None, store.path, len(tasks), len(tasks) - len(pending), len(pending) - n_lost, n_failed,
+                           n_lost)
+    results = {t.key: store.read_task(t.key) for t in tasks}
+    combined = combine_results(config, tasks, results, data)
+    n_failed = sum(int(combined[v].sum()) for v in ("failed", "theory_failed") if v in combined)
+    combined.attrs = {
+        **provenance_attrs(config.to_dict(), seeds=config.seeds, created=store.attrs.get("creation_time")),
+        **combined.attrs,
+        "task_function": _task_name(task_fn),
+    }
+    store.write_combined(combined)
+    return SweepResult(combined, store.path, len(tasks), len(tasks) - len(pending), len(pending), n_failed, 0)
