@@ -1,8 +1,36 @@
-"""empirical: finite-width networks measured with torch, under ntktheory's conventions."""
+"""empirical: finite-width networks measured with torch, under ntktheory's conventions.
+
+Networks (:class:`MLP`), their empirical NTK and NNGP (:func:`ntk`, :func:`nngp`), ensembles over
+seeds (:func:`ensemble_kernels`), training with measurements next to the linearised network
+(:func:`train`, :class:`Linearized`), and curvature (:func:`model_hessian_norm`,
+:func:`loss_hessian_norm`, :func:`gradient_norms`). Conventions: DESIGN.md; NTK parameterisation
+by default; float64; ``device="auto"`` picks CUDA when present.
+"""
 
 from ._activations import TorchActivation, torch_activation
+from ._curvature import gradient_norms, loss_hessian_norm, model_hessian_norm
+from ._device import CONVENTIONS, resolve_device
+from ._ensemble import ensemble_kernels, stack_models
 from ._mlp import MLP, ScaledLinear
 from ._ntk import nngp, ntk
+from ._training import Linearized, critical_learning_rate, train
 
-__all__ = ["MLP", "ScaledLinear", "TorchActivation", "nngp", "ntk", "torch_activation"]
+__all__ = [
+    "CONVENTIONS",
+    "MLP",
+    "Linearized",
+    "ScaledLinear",
+    "TorchActivation",
+    "critical_learning_rate",
+    "ensemble_kernels",
+    "gradient_norms",
+    "loss_hessian_norm",
+    "model_hessian_norm",
+    "nngp",
+    "ntk",
+    "resolve_device",
+    "stack_models",
+    "torch_activation",
+    "train",
+]
 __version__ = "0.1.0"

@@ -1,0 +1,436 @@
+"""Training with measurements: a network and its linearisation, side by side.
+
+Conventions (Lee et al. 2019, arXiv:1902.06720, eq. (3)-(9)):
+
+* MSE loss ``L = (1/2N) sum_i |f(x_i) - y_i|^2`` over the N training points (or the B points of a
+  minibatch); cross-entropy ``L = (1/N) sum_i CE(f(x_i), y_i)``.
+* Gradient descent ``theta <- theta - lr grad L``. For the linearised model this is, in function
+  space, ``f(X) - Y <- (I - (lr/N) Theta)(f(X) - Y)`` with Theta the (N k) x (N k) NTK Gram of the
+  training inputs, which converges if and only if ``lr < 2 N / lambda_max(Theta)``: the critical
+  learning rate. Equivalently, the loss Hessian of the linear model is ``J^T J / N`` with top
+  eigenvalue ``lambda_max(Theta) / N``, and the critical rate is 2 / (that eigenvalue).
+  ``lr_factor=c`` sets ``lr = c * 2 N / lambda_max(Theta_0)``: c < 1 converges, c > 1 diverges
+  (for the linearised model; for the network approximately, more so the wider it is). The same
+  unit is used for cross-entropy.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from torch.func import functional_call, jvp
+
+from ntktheory._validate import check_choice, check_int, check_positive
+
+from ._device import exact_matmul, provenance
+from ._ntk import as_inputs, ntk
+
+__all__ = ["Linearized", "critical_learning_rate", "train"]
+
+LOSSES = ("mse", "cross_entropy")
+
+
+class Linearized(nn.Module):
+    r"""First-order Taylor model of a network around its current parameters theta_0.
+
+    ``f_lin(x; theta) = f(x; theta_0) + J(x; theta_0) (theta - theta_0)``, evaluated with one
+    ``torch.func.jvp`` (no Jacobian is formed). Its trainable parameters are the displacements
+    ``theta - theta_0`` (initially zero), registered under the network's parameter names with
+    dots replaced by ``"__"``.
+
+    Examples
+    --------
+    >>> import torch, empirical
+    >>> net = empirical.MLP(2, width=8, depth=1, activation="tanh", device="cpu")
+    >>> lin = empirical.Linearized(net)
+    >>> x = torch.randn(3, 2, dtype=torch.float64)
+    >>> bool(torch.equal(lin(x), net(x)))
+    True
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self._model = copy.deepcopy(model)
+        for p in self._model.parameters():
+            p.requires_grad_(False)
+        self._names = [k for k, v in model.named_parameters() if v.requires_grad]
+        self._theta0 = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+        self.delta = nn.ParameterDict(
+            {k.replace(".", "__"): nn.Parameter(torch.zeros_like(v)) for k, v in self._theta0.items()}
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tangents = {k: self.delta[k.replace(".", "__")] for k in self._names}
+
+        def f(params):
+            return functional_call(self._model, params, (x,))
+
+        out, tangent_out = jvp(f, (self._theta0,), (tangents,))
+        return out + tangent_out
+
+
+def _flat_ntk(model: nn.Module, x: torch.Tensor, x2: torch.Tensor | None = None, method: str = "auto") -> torch.Tensor:
+    """Full NTK block flattened to (N1 k, N2 k)."""
+    full = ntk(model, x, x2, method=method, outputs="full")
+    n1, n2, k, _ = full.shape
+    return full.permute(0, 2, 1, 3).reshape(n1 * k, n2 * k)
+
+
+def critical_learning_rate(model: nn.Module, x_train: torch.Tensor | np.ndarray, *, method: str = "auto") -> float:
+    r"""``2 N / lambda_max(Theta)``: the largest stable GD rate for the loss (1/2N)|f(X) - Y|^2.
+
+    Theta is the full (N k) x (N k) empirical NTK Gram of the N training inputs at the current
+    parameters; see the module docstring for the derivation.
+
+    Examples
+    --------
+    >>> import torch, empirical
+    >>> net = empirical.MLP(2, width=16, depth=1, activation="relu", device="cpu")
+    >>> x = torch.randn(8, 2, dtype=torch.float64)
+    >>> lam = torch.linalg.eigvalsh(empirical.ntk(net, x)).max().item()
+    >>> abs(empirical.critical_learning_rate(net, x) - 2 * 8 / lam) < 1e-9
+    True
+    """
+    theta = _flat_ntk(model, x_train, method=method)
+    n = theta.shape[0] // _out_features(model, x_train)
+    lam = torch.linalg.eigvalsh(theta).max().item()
+    return 2.0 * n / lam
+
+
+def _out_features(model: nn.Module, x) -> int:
+    p = next(model.parameters())
+    xt = as_inputs(p.dtype, p.device, "x_train", x, None)
+    with torch.no_grad():
+        return model(xt[:1]).shape[-1]
+
+
+def _loss_and_grad_f(kind: str, f: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss value and dL/df (both on the given points, normalised by their number)."""
+    n = f.shape[0]
+    if kind == "mse":
+        r = f - y
+        return 0.5 * (r * r).sum() / n, r / n
+    logp = torch.log_softmax(f, dim=-1)
+    loss = -logp.gather(1, y[:, None]).sum() / n
+    g = torch.softmax(f, dim=-1)
+    g = g - nn.functional.one_hot(y, f.shape[-1]).to(f.dtype)
+    return loss, g / n
+
+
+def _default_snapshots(steps: int) -> list[int]:
+    pts = {0, steps}
+    pts.update(int(round(v)) for v in np.geomspace(1, steps, num=min(steps, 10))) if steps else None
+    return sorted(pts)
+
+
+def train(
+    model: nn.Module,
+    x_train: torch.Tensor | np.ndarray,
+    y_train: torch.Tensor | np.ndarray,
+    *,
+    steps: int,
+    lr: float | None = None,
+    lr_factor: float | None = None,
+    loss: str = "mse",
+    batch_size: int | None = None,
+    x_test: torch.Tensor | np.ndarray | None = None,
+    snapshot_steps: Sequence[int] | None = None,
+    measure_ntk: bool = True,
+    linearized: bool = True,
+    ntk_method: str = "auto",
+    divergence_factor: float = 1e6,
+    seed: int = 0,
+    inplace: bool = False,
+) -> xr.Dataset:
+    r"""Train a network by (full-batch or minibatch) gradient descent, measuring as it goes.
+
+    The linearised network (:class:`Linearized`; first-order Taylor model at initialisation) is
+    trained alongside with the same data, minibatches and rate. It is evolved in function space,
+    ``f_lin(x) <- f_lin(x) - lr Theta_0(x, X_B) dL/df(X_B)``, which is exactly gradient descent on
+    its parameters (the model is linear in them) at the cost of one NTK block at step 0.
+
+    Parameters
+    ----------
+    model
+        The network; a copy is trained unless ``inplace=True``.
+    x_train, y_train
+        Inputs (N, d); targets (N, k) or (N,) for MSE, integer labels (N,) for cross-entropy.
+    steps
+        Number of updates.
+    lr, lr_factor
+        Exactly one: an absolute learning rate, or a factor of the critical rate
+        ``2 N / lambda_max(Theta_0)`` (see :func:`critical_learning_rate`).
+    loss
+        ``"mse"`` ((1/2N) sum |f - y|^2) or ``"cross_entropy"``.
+    batch_size
+        None for full-batch GD; else SGD on minibatches of this size drawn without replacement
+        (reshuffled every epoch, from ``seed``).
+    x_test
+        Optional test inputs (M, d) whose outputs are recorded.
+    snapshot_steps
+        Steps (0..steps) at which to measure; default 0, ``steps`` and ~10 log-spaced steps.
+    measure_ntk
+        Record the empirical NTK of the training inputs at each snapshot.
+    linearized
+        Train the linearised model alongside.
+    ntk_method
+        Method of :func:`ntk` for all NTK measurements.
+    divergence_factor
+        The run counts as diverged when the loss is not finite or exceeds
+        ``divergence_factor * (loss_0 + 1)``; training of that model stops, later snapshots are NaN,
+        and the step and loss are recorded. Never raised.
+    seed
+        Seed of the minibatch order.
+    inplace
+        Train ``model`` itself.
+
+    Returns
+    -------
+    xarray.Dataset
+        On dim ``step`` (snapshot steps): ``loss``, ``loss_linearized`` (full training loss),
+        ``output_train``/``output_train_linearized`` (step, x_train, output), ``output_test``/
+        ``output_test_linearized`` (step, x_test, output), ``function_distance_train``/``_test``
+        (RMS over points and outputs of f - f_lin), ``param_relative_change``
+        (|theta_t - theta_0| / |theta_0|), ``param_relative_change_layer`` (step, parameter),
+        ``ntk_empirical`` (step, x1, x2; mean over outputs), ``ntk_relative_change``
+        (Frobenius, relative to step 0), ``diverged``/``diverged_linearized`` (bool); on dim
+        ``iteration``: ``loss_trace`` (the loss each update was computed from). attrs: lr,
+        lr_critical, lambda_max, divergence step and loss (-1 and NaN if none), seconds, device,
+        dtype, configuration.
+
+    Examples
+    --------
+    >>> import torch, empirical
+    >>> net = empirical.MLP(2, width=32, depth=1, activation="tanh", device="cpu")
+    >>> x = torch.randn(8, 2, dtype=torch.float64); y = torch.sin(x[:, :1])
+    >>> ds = empirical.train(net, x, y, steps=20, lr_factor=0.5, snapshot_steps=[0, 20])
+    >>> bool(ds["loss"][1] < ds["loss"][0])
+    True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
+    steps = check_int("steps", steps, minimum=0)
+    loss = check_choice("loss", loss, LOSSES)
+    if (lr is None) == (lr_factor is None):
+        raise ValueError(
+            f"pass exactly one of `lr` (absolute) and `lr_factor` (relative to 2N/lambda_max); got "
+            f"lr={lr!r}, lr_factor={lr_factor!r}."
+        )
+    if lr is not None:
+        lr = check_positive("lr", lr)
+    else:
+        lr_factor = check_positive("lr_factor", lr_factor)
+    divergence_factor = check_positive("divergence_factor", divergence_factor)
+    seed = check_int("seed", seed, minimum=0)
+    net = model if inplace else copy.deepcopy(model)
+    params = [(k, p) for k, p in net.named_parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("`model` has no trainable parameters (requires_grad).")
+    dtype, device = params[0][1].dtype, params[0][1].device
+    features = getattr(net, "in_features", None)
+    x = as_inputs(dtype, device, "x_train", x_train, features)
+    n = x.shape[0]
+    xt = None if x_test is None else as_inputs(dtype, device, "x_test", x_test, x.shape[1])
+    with torch.no_grad():
+        f0_train = net(x)
+    k = f0_train.shape[-1]
+    y = _targets(loss, y_train, n, k, dtype, device)
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        if batch_size > n:
+            raise ValueError(f"`batch_size` must be <= the number of training points {n}; got {batch_size!r}.")
+    if snapshot_steps is None:
+        snaps = _default_snapshots(steps)
+    else:
+        snaps = sorted({check_int("snapshot_steps", s, minimum=0) for s in snapshot_steps})
+        if snaps and snaps[-1] > steps:
+            raise ValueError(f"`snapshot_steps` must lie in 0..steps={steps}; got {snaps[-1]!r}.")
+
+    started = time.perf_counter()
+    x_all = x if xt is None else torch.cat([x, xt])
+    theta0_all = None
+    need_flat = linearized or lr is None
+    if need_flat:
+        with exact_matmul():
+            full = ntk(net, x_all, x, method=ntk_method, outputs="full")  # (N+M, N, k, k)
+        theta0_all = full.permute(0, 2, 1, 3).reshape(x_all.shape[0] * k, n * k)
+        lam_max = torch.linalg.eigvalsh(theta0_all[: n * k]).max().item()
+    else:
+        lam_max = float("nan")
+    lr_critical = 2.0 * n / lam_max if need_flat else float("nan")
+    if lr is None:
+        lr = lr_factor * lr_critical
+
+    theta0 = [p.detach().clone() for _, p in params]
+    norm0 = [t.norm().item() for t in theta0]
+    total0 = math.sqrt(sum(v * v for v in norm0))
+    with torch.no_grad():
+        f_lin = torch.cat([f0_train, net(xt)]) if xt is not None else f0_train.clone()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    order, cursor = torch.randperm(n, generator=gen), 0
+
+    rec: dict[str, list] = {key: [] for key in (
+        "loss", "loss_linearized", "output_train", "output_train_linearized", "output_test",
+        "output_test_linearized", "param_relative_change", "param_relative_change_layer", "ntk_empirical",
+        "diverged", "diverged_linearized")}
+    loss_trace = np.full(steps, np.nan)
+    loss0 = None
+    div_step, div_loss, div_step_lin, div_loss_lin = -1, float("nan"), -1, float("nan")
+    nan_out = torch.full((n, k), float("nan"), dtype=dtype, device=device)
+
+    def snapshot() -> None:
+        alive = div_step < 0
+        with torch.no_grad():
+            out_train = net(x) if alive else nan_out
+            rec["loss"].append(_loss_and_grad_f(loss, out_train, y)[0].item() if alive else float("nan"))
+            rec["output_train"].append(out_train.cpu().numpy())
+            if xt is not None:
+                rec["output_test"].append(net(xt).cpu().numpy() if alive else np.full((xt.shape[0], k), np.nan))
+            changes = [(p.detach() - t0).norm().item() for (_, p), t0 in zip(params, theta0)]
+            rec["param_relative_change"].append(
+                math.sqrt(sum(c * c for c in changes)) / total0 if alive else float("nan")
+            )
+            rec["param_relative_change_layer"].append(
+                [c / v if v > 0 and alive else float("nan") for c, v in zip(changes, norm0)]
+            )
+        if measure_ntk:
+            rec["ntk_empirical"].append(
+                ntk(net, x, method=ntk_method).cpu().numpy() if alive else np.full((n, n), np.nan)
+            )
+        lin_alive = div_step_lin < 0
+        if linearized:
+            fl = f_lin[:n] if lin_alive else nan_out
+            rec["loss_linearized"].append(_loss_and_grad_f(loss, fl, y)[0].item() if lin_alive else float("nan"))
+            rec["output_train_linearized"].append(fl.cpu().numpy())
+            if xt is not None:
+                rec["output_test_linearized"].append(
+                    f_lin[n:].cpu().numpy() if lin_alive else np.full((xt.shape[0], k), np.nan)
+                )
+        rec["diverged"].append(not alive)
+        rec["diverged_linearized"].append(linearized and not lin_alive)
+
+    snap_iter = iter(snaps)
+    next_snap = next(snap_iter, None)
+    for step in range(steps + 1):
+        while next_snap is not None and next_snap == step:
+            snapshot()
+            next_snap = next(snap_iter, None)
+        if step == steps or (div_step >= 0 and (not linearized or div_step_lin >= 0)):
+            if next_snap is not None and step < steps:
+                continue  # keep recording NaN snapshots until the last requested step
+            break
+        if batch_size is None:
+            idx = None
+        else:
+            if cursor + batch_size > n:
+                order, cursor = torch.randperm(n, generator=gen), 0
+            idx = order[cursor : cursor + batch_size].to(device)
+            cursor += batch_size
+        xb = x if idx is None else x[idx]
+        yb = y if idx is None else y[idx]
+        if div_step < 0:
+            out = net(xb)
+            value, _ = _loss_and_grad_f(loss, out, yb)
+            lv = value.item()
+            loss_trace[step] = lv
+            loss0 = lv if loss0 is None else loss0
+            if not math.isfinite(lv) or lv > divergence_factor * (loss0 + 1.0):
+                div_step, div_loss = step, lv
+            else:
+                grads = torch.autograd.grad(value, [p for _, p in params], allow_unused=True)
+                with torch.no_grad():
+                    for (_, p), g in zip(params, grads):
+                        if g is not None:  # None: unused, e.g. NTK-parameterised biases at sigma_b = 0
+                            p.sub_(lr * g)
+        if linearized and div_step_lin < 0:
+            with torch.no_grad():
+                fb = f_lin[:n] if idx is None else f_lin[idx]
+                lv_lin, g = _loss_and_grad_f(loss, fb, yb)
+                lv_lin = lv_lin.item()
+                if step == 0:
+                    loss0_lin = lv_lin
+                if not math.isfinite(lv_lin) or lv_lin > divergence_factor * (loss0_lin + 1.0):
+                    div_step_lin, div_loss_lin = step, lv_lin
+                else:
+                    cols = theta0_all if idx is None else theta0_all.view(-1, n, k)[:, idx].reshape(-1, len(idx) * k)
+                    f_lin -= lr * (cols @ g.reshape(-1)).view(-1, k)
+    seconds = time.perf_counter() - started
+    return _dataset(rec, snaps, loss_trace, x.shape[0], None if xt is None else xt.shape[0], k, params,
+                    measure_ntk, linearized, net, dict(
+                        lr=lr, lr_factor=float("nan") if lr_factor is None else lr_factor,
+                        lr_critical=lr_critical, lambda_max=lam_max, loss=loss,
+                        batch_size=-1 if batch_size is None else batch_size, steps=steps, seed=seed,
+                        divergence_factor=divergence_factor, diverged_step=div_step, diverged_loss=div_loss,
+                        diverged_step_linearized=div_step_lin, diverged_loss_linearized=div_loss_lin,
+                        seconds=seconds, ntk_method=ntk_method))
+
+
+def _targets(loss: str, y_train, n: int, k: int, dtype, device) -> torch.Tensor:
+    y = y_train.detach() if isinstance(y_train, torch.Tensor) else torch.as_tensor(np.asarray(y_train))
+    if loss == "cross_entropy":
+        if y.ndim != 1 or y.shape[0] != n or y.is_floating_point():
+            raise ValueError(
+                f"`y_train` for loss='cross_entropy' must be integer class labels of shape ({n},); "
+                f"got shape {tuple(y.shape)!r} and dtype {y.dtype}."
+            )
+        if k < 2 or int(y.min()) < 0 or int(y.max()) >= k:
+            raise ValueError(f"`y_train` labels must lie in 0..{k - 1} (out_features={k}, at least 2 classes).")
+        return y.to(device=device, dtype=torch.long)
+    if y.ndim == 1 and k == 1:
+        y = y[:, None]
+    if tuple(y.shape) != (n, k):
+        raise ValueError(f"`y_train` must have shape ({n}, {k}) (points, outputs); got {tuple(y.shape)!r}.")
+    y = y.to(device=device, dtype=dtype)
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError("`y_train` must be finite; it contains NaN or inf.")
+    return y
+
+
+def _dataset(rec, snaps, loss_trace, n, m, k, params, measure_ntk, linearized, net, attrs) -> xr.Dataset:
+    coords = {"step": snaps, "x_train": np.arange(n), "output": np.arange(k), "iteration": np.arange(len(loss_trace)),
+              "parameter": [name for name, _ in params]}
+    ds = xr.Dataset(coords=coords)
+    ds["loss"] = ("step", np.array(rec["loss"]))
+    ds["output_train"] = (("step", "x_train", "output"), np.array(rec["output_train"]).reshape(-1, n, k))
+    ds["param_relative_change"] = ("step", np.array(rec["param_relative_change"]))
+    ds["param_relative_change_layer"] = (("step", "parameter"), np.array(rec["param_relative_change_layer"]))
+    ds["diverged"] = ("step", np.array(rec["diverged"], dtype=bool))
+    ds["loss_trace"] = ("iteration", loss_trace)
+    if m is not None:
+        ds = ds.assign_coords(x_test=np.arange(m))
+        ds["output_test"] = (("step", "x_test", "output"), np.array(rec["output_test"]).reshape(-1, m, k))
+    if linearized:
+        ds["loss_linearized"] = ("step", np.array(rec["loss_linearized"]))
+        ds["output_train_linearized"] = (("step", "x_train", "output"),
+                                         np.array(rec["output_train_linearized"]).reshape(-1, n, k))
+        diff = ds["output_train"] - ds["output_train_linearized"]
+        ds["function_distance_train"] = np.sqrt((diff**2).mean(("x_train", "output")))
+        if m is not None:
+            ds["output_test_linearized"] = (("step", "x_test", "output"),
+                                            np.array(rec["output_test_linearized"]).reshape(-1, m, k))
+            diff = ds["output_test"] - ds["output_test_linearized"]
+            ds["function_distance_test"] = np.sqrt((diff**2).mean(("x_test", "output")))
+        ds["diverged_linearized"] = ("step", np.array(rec["diverged_linearized"], dtype=bool))
+    if measure_ntk:
+        ntks = np.array(rec["ntk_empirical"]).reshape(-1, n, n)
+        ds["ntk_empirical"] = (("step", "x1", "x2"), ntks)
+        ref = ntks[0] if snaps and snaps[0] == 0 else None
+        if ref is not None:
+            rel = np.linalg.norm(ntks - ref, axis=(1, 2)) / np.linalg.norm(ref)
+            ds["ntk_relative_change"] = ("step", rel)
+    p = params[0][1]
+    ds.attrs.update(provenance(p.device, p.dtype))
+    ds.attrs.update(attrs)
+    config = getattr(net, "config", None)
+    ds.attrs["configuration"] = json.dumps(config if config is not None else {"model": repr(net)})
+    if config is not None:
+        ds.attrs["model_seed"] = config["seed"]
+    return ds
