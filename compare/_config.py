@@ -219,8 +219,11 @@ class SweepConfig:
         for a in self.activations:
             try:
                 get_activation(a)
-            except (TypeError, ValueError) as err:
-                raise _fail("activations", a, f"not a known activation ({err})") from err
+            except Exception as err:  # sympy parse errors are not all ValueErrors
+                raise _fail(
+                    "activations", a,
+                    f"not a registry name or a sympy expression in x ({type(err).__name__}: {err})",
+                ) from err
         if len(set(self.activations)) != len(self.activations):
             raise _fail("activations", self.activations, "entries must be distinct")
         object.__setattr__(self, "activations", tuple(self.activations))

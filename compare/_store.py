@@ -102,14 +102,18 @@ class SweepStore:
         with xr.open_zarr(str(self.tasks_path / key), consolidated=True) as ds:
             return ds.load()
 
-    def write_combined(self, ds: xr.Dataset) -> None:
-        """Write the combined Dataset at the root (alongside ``tasks/``) and consolidate metadata."""
+    def write_combined(self, ds: xr.Dataset) -> xr.Dataset:
+        """Write the combined Dataset at the root (alongside ``tasks/``) and consolidate metadata.
+
+        Returns the Dataset as written (with the store's root attrs).
+        """
         root_attrs = self.attrs
         ds = ds.copy()
         ds.attrs = {**ds.attrs, **root_attrs}
         for name in list(ds.variables):
             ds[name].encoding = {}
         ds.to_zarr(str(self.path), mode="a", zarr_format=2, consolidated=True)
+        return ds
 
 
 def _diff(old: str, new: str) -> str:

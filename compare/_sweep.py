@@ -332,5 +332,5 @@ def run_sweep(
         **combined.attrs,
         "task_function": _task_name(task_fn),
     }
-    store.write_combined(combined)
+    combined = store.write_combined(combined)
     return SweepResult(combined, store.path, len(tasks), len(tasks) - len(pending), len(pending), n_failed, 0)

@@ -1,0 +1,245 @@
+"""Summary table and figures of a finished sweep (the output of ``ntkgap run`` / ``ntkgap report``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import _accessor  # noqa: F401  (Dataset.ntkgap)
+from ._metrics import width_scaling_exponent
+
+__all__ = ["export_netcdf", "plot_gap_vs_width", "plot_kernel_change", "plot_phase_points", "summary_table",
+           "write_report"]
+
+
+def _fit_or_nan(da: xr.DataArray) -> xr.Dataset | None:
+    if "width" not in da.dims or da.sizes["width"] < 2:
+        return None
+    return width_scaling_exponent(da)
+
+
+def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
+    """One row per (activation, init, depth): the gaps at the extreme widths and the fitted exponents.
+
+    Returns the table as aligned text and as a list of dicts (for CSV).
+    """
+    gaps = ds.ntkgap.gaps()
+    ntk_fit = _fit_or_nan(gaps["ntk_gap"]) if "ntk_gap" in gaps else None
+    chg_fit = _fit_or_nan(gaps["ntk_change"]) if "ntk_change" in gaps else None
+    krd = None
+    if {"f_test", "ntk_theory", "learning_rate", "y_train"} <= set(ds.variables):
+        krd = ds.ntkgap.kernel_regression_distance()
+    w_lo, w_hi = int(ds.width.min()), int(ds.width.max())
+    rows = []
+    for a in ds.activation.values:
+        for i in ds.init.values:
+            for d in ds.depth.values:
+                sel = {"activation": a, "init": i, "depth": d}
+                row: dict = {
+                    "activation": str(a), "init": str(i),
+                    "sigma_w2": float(ds.sigma_w2.sel(activation=a, init=i)),
+                    "sigma_b2": float(ds.sigma_b2.sel(activation=a, init=i)),
+                    "depth": int(d),
+                }
+                g = gaps["ntk_gap"].sel(sel)
+                row[f"ntk_gap@{w_lo}"] = float(g.sel(width=w_lo).mean("seed"))
+                row[f"ntk_gap@{w_hi}"] = float(g.sel(width=w_hi).mean("seed"))
+                if ntk_fit is not None:
+                    f = ntk_fit.sel(sel)
+                    row["ntk_slope"] = float(f.slope)
+                    row["ntk_slope_ci95"] = f"[{float(f.slope_low):.2f}, {float(f.slope_high):.2f}]"
+                if chg_fit is not None:
+                    row[f"ntk_change@{w_hi}"] = float(gaps["ntk_change"].sel(sel).sel(width=w_hi).mean("seed"))
+                    row["change_slope"] = float(chg_fit.sel(sel).slope)
+                if "lin_distance" in gaps:
+                    row[f"lin_dist@{w_hi}"] = float(gaps["lin_distance"].sel(sel).sel(width=w_hi).mean("seed"))
+                if krd is not None:
+                    row[f"kr_dist@{w_hi}"] = float(krd.sel(sel).sel(width=w_hi))
+                bad = 0
+                for v in ("failed", "diverged"):
+                    if v in ds:
+                        bad += int(ds[v].sel(sel).sum())
+                row["failed+diverged"] = bad
+                rows.append(row)
+    cols = list(rows[0]) if rows else []
+    cols = [c for c in cols if all(c in r for r in rows)]
+
+    def fmt(v) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if np.isfinite(v) else "nan"
+        return str(v)
+
+    cells = [[fmt(r[c]) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    legend = (
+        f"ntk_gap = |Theta_emp - Theta_theory|_F / |Theta_theory|_F at init (mean over seeds); ntk_slope = "
+        f"log-log slope vs width with 95% CI (theory -1/2); ntk_change = relative NTK change after training; "
+        f"lin_dist = |f_net - f_lin| / |f_lin| on test points; kr_dist = seed-mean network vs infinite-width "
+        f"kernel regression (Lee et al. 2019)."
+    )
+    return "\n".join(lines) + "\n\n" + legend, rows
+
+
+def _panel_grid(n: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.4), squeeze=False, sharey=False)
+    return fig, axes[0]
+
+
+def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str, reference: float | None,
+                path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, axes = _panel_grid(ds.sizes["activation"])
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+    widths = ds.width.values.astype(float)
+    fit = width_scaling_exponent(values) if ds.sizes["width"] >= 2 else None
+    for ax, a in zip(axes, ds.activation.values):
+        for ii, i in enumerate(ds.init.values):
+            for jd, d in enumerate(ds.depth.values):
+                v = values.sel(activation=a, init=i, depth=d)
+                mean = v.mean("seed").values
+                err = v.std("seed", ddof=1).values / np.sqrt(max(v.sizes.get("seed", 1), 1))
+                label = f"{i} (σw²={float(ds.sigma_w2.sel(activation=a, init=i)):.2f}), L={int(d)}"
+                if fit is not None:
+                    s = fit.sel(activation=a, init=i, depth=d)
+                    label += f": slope {float(s.slope):+.2f} [{float(s.slope_low):+.2f}, {float(s.slope_high):+.2f}]"
+                ax.errorbar(widths, mean, yerr=err, color=colors[ii % len(colors)], ls=styles[jd % len(styles)],
+                            marker="o", ms=3, capsize=2, label=label)
+        if reference is not None:
+            good = values.sel(activation=a).mean("seed")
+            anchor = float(good.isel(width=0).median(skipna=True))
+            if np.isfinite(anchor) and anchor > 0:
+                ax.plot(widths, anchor * (widths / widths[0]) ** reference, color="k", ls="--", lw=1.2,
+                        label=f"width^{reference:g} (theory)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("width n")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{a}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6.5, loc="lower left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def plot_gap_vs_width(ds: xr.Dataset, path: str | Path) -> Path:
+    """Relative Frobenius NTK gap at init vs width, log-log, fitted slopes and the -1/2 reference."""
+    return _width_plot(
+        ds, ds.ntkgap.relative_frobenius("ntk"),
+        ylabel="|Θ_emp − Θ_∞|_F / |Θ_∞|_F at init",
+        title="Finite-width NTK vs infinite-width theory (mean ± s.e. over seeds)",
+        reference=-0.5, path=Path(path),
+    )
+
+
+def plot_kernel_change(ds: xr.Dataset, path: str | Path) -> Path:
+    """Relative NTK change after training vs width, log-log, with fitted slopes."""
+    steps = int(ds.step.values[-1])
+    return _width_plot(
+        ds, ds.ntkgap.kernel_change(),
+        ylabel=f"|Θ_t − Θ_0|_F / |Θ_0|_F after {steps} GD steps",
+        title="NTK change during training (lazy regime: → 0 with width)",
+        reference=-0.5, path=Path(path),
+    )
+
+
+def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path | None:
+    """Order/chaos phase diagram of each activation with the sweep's initialisations marked.
+
+    Uses ``compare._plot_phase.plot_phase_diagram`` when present, else draws the critical line
+    from ``ntktheory.critical_sigma_w2``. Returns None when neither is available.
+    """
+    import matplotlib.pyplot as plt
+
+    import ntktheory
+
+    path = Path(path)
+    sw2 = ds.sigma_w2.values
+    sb2 = ds.sigma_b2.values
+    sb_grid = np.linspace(0.0, max(0.3, 1.5 * float(np.max(sb2))), 41)
+    sw_max = max(4.0, 1.2 * float(np.max(sw2)))
+    try:
+        from . import _plot_phase  # written by the phase-diagram engineer
+    except ImportError:
+        _plot_phase = None
+    has_phase = hasattr(ntktheory, "phase_diagram")
+    if not (has_phase or hasattr(ntktheory, "critical_sigma_w2")):
+        return None
+    fig, axes = _panel_grid(ds.sizes["activation"])
+    for ax, a in zip(axes, ds.activation.values):
+        drawn = False
+        if _plot_phase is not None and has_phase and hasattr(_plot_phase, "plot_phase_diagram"):
+            try:
+                ph = ntktheory.phase_diagram(str(a), sigma_w2=np.linspace(0.1, sw_max, 120), sigma_b2=sb_grid)
+                _plot_phase.plot_phase_diagram(ph, ax=ax)
+                drawn = True
+            except Exception:  # fall back to the critical line below
+                drawn = False
+        if not drawn:
+            crit = np.array([ntktheory.critical_sigma_w2(str(a), float(b)) for b in sb_grid])
+            ax.plot(crit, sb_grid, "k-", lw=1.5, label="critical line (χ₁ = 1)")
+            ax.fill_betweenx(sb_grid, 0, crit, color="tab:blue", alpha=0.12, label="ordered (χ₁ < 1)")
+            ax.fill_betweenx(sb_grid, crit, sw_max, color="tab:red", alpha=0.12, label="chaotic (χ₁ > 1)")
+            ax.set_xlim(0, sw_max)
+            ax.set_ylim(sb_grid[0], sb_grid[-1])
+            ax.set_xlabel("σ_w²")
+            ax.set_ylabel("σ_b²")
+        ia = list(ds.activation.values).index(a)
+        for ii, i in enumerate(ds.init.values):
+            ax.plot(sw2[ia, ii], sb2[ia, ii], marker="*", ms=14, mec="k", ls="none", label=f"sweep: {i}")
+        ax.set_title(f"{a}: sweep initialisations on the phase diagram")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def export_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write ``ds`` to NetCDF-4 (readable by plain ``xarray.open_dataset``)."""
+    path = Path(path)
+    ds = ds.copy()
+    for name in ds.variables:
+        ds[name].encoding = {}
+    ds.to_netcdf(path, engine="netcdf4")
+    return path
+
+
+def write_report(ds: xr.Dataset, out: str | Path) -> dict[str, Path | str]:
+    """Figures, the summary table (text and CSV) of a finished sweep into directory ``out``."""
+    import csv
+
+    out = Path(out)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path | str] = {}
+    if "ntk_empirical" in ds and "ntk_theory" in ds:
+        written["gap_vs_width"] = plot_gap_vs_width(ds, fig_dir / "gap_vs_width.png")
+    if "ntk_change" in ds:
+        written["kernel_change"] = plot_kernel_change(ds, fig_dir / "kernel_change_vs_width.png")
+    phase = plot_phase_points(ds, fig_dir / "phase_diagram.png")
+    if phase is not None:
+        written["phase_diagram"] = phase
+    text, rows = summary_table(ds)
+    (out / "summary.txt").write_text(text + "\n")
+    with open(out / "summary.csv", "w", newline="") as f:
+        if rows:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    written["summary"] = text
+    return written
