@@ -1,5 +1,23 @@
-"""Recipes: the seed papers' central experiments, reproduced and checked claim by claim."""
+"""Recipes: the seed papers' central experiments, reproduced and checked claim by claim.
 
-from ._report import Claim, judge_interval, judge_threshold, write_report
+``ntkgap recipe list`` shows them; ``ntkgap recipe run NAME --scale small`` runs one and writes
+``NAME.nc`` (the measurements), PNG figures and ``report.md`` (each claim, the measured value with
+its uncertainty, the criterion fixed beforehand, and held / not held / not testable).
+"""
 
-__all__ = ["Claim", "judge_interval", "judge_threshold", "write_report"]
+from ._base import SCALES, Recipe, RecipeResult, get_recipe, list_recipes, run_recipe
+from ._report import Claim, judge_band, judge_interval, judge_threshold, write_report
+
+__all__ = [
+    "SCALES",
+    "Claim",
+    "Recipe",
+    "RecipeResult",
+    "get_recipe",
+    "judge_band",
+    "judge_interval",
+    "judge_threshold",
+    "list_recipes",
+    "run_recipe",
+    "write_report",
+]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["Claim", "judge_interval", "judge_threshold", "write_report"]
+__all__ = ["Claim", "judge_band", "judge_interval", "judge_threshold", "write_report"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,3 +142,21 @@ def write_report(
         lines += ["", "## Configuration", "", "```json", json.dumps(configuration, indent=2, default=str), "```"]
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path
+
+
+def judge_band(value: float, half_width: float, low: float, high: float, *, max_half_width: float) -> bool | None:
+    """:func:`judge_interval`, but None (not testable) when the interval is wider than ``max_half_width``.
+
+    A confidence interval so wide that it overlaps any band says nothing; such a claim is reported
+    as not testable at the scale run instead of "held".
+
+    Examples
+    --------
+    >>> judge_band(-0.2, 0.7, -1.0, -0.5, max_half_width=0.3) is None
+    True
+    >>> judge_band(-0.7, 0.1, -1.0, -0.5, max_half_width=0.3)
+    True
+    """
+    if not (math.isfinite(half_width) and half_width <= max_half_width):
+        return None
+    return judge_interval(value, half_width, low, high)

@@ -1,0 +1,347 @@
+"""Pure analysis functions of the recipes: dispersion ratios, rate fits, kernel dynamics, tolerances.
+
+Everything here is numpy/scipy only (no torch), so that each function can be tested on synthetic
+inputs with known answers. Power-law fits in width use :func:`compare._metrics.width_scaling_exponent`;
+the functions here cover what the recipes need beyond it:
+
+* :func:`second_moment_ratio` -- E[K^2] / E[K]^2 over seeds with a bootstrap interval
+  (Hanin & Nica 2019; Seleznova & Kutyniok 2022);
+* :func:`fit_exponential_rate` -- rate r of ratio ~ C exp(r beta), weighted least squares with a
+  t-interval;
+* :func:`kernel_gd` -- outputs of discrete-time gradient descent on the linear model of a kernel
+  (the linearised network, exactly, when the kernel is its empirical NTK at initialisation);
+* :func:`predicted_train_loss` -- the training loss that kernel gradient descent predicts from the
+  kernel's spectrum;
+* :func:`ntk_gp_variance` -- predictive variance of the NTK-GP over initialisations (Lee et al. 2019);
+* :func:`first_width_within` -- the smallest width from which a relative error stays within a
+  tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.linalg
+import scipy.stats
+
+__all__ = [
+    "ExponentialFit",
+    "first_width_within",
+    "fit_exponential_rate",
+    "kernel_gd",
+    "ntk_gp_variance",
+    "predicted_train_loss",
+    "second_moment_ratio",
+]
+
+
+def second_moment_ratio(
+    samples: np.ndarray, *, n_boot: int = 400, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    r"""E[K^2] / E[K]^2 over independent samples (axis 0), with a bootstrap interval of its log.
+
+    For samples with further axes (several diagonal entries of the same networks), the ratio is
+    computed per entry and averaged; the bootstrap resamples whole seeds, so correlations between
+    entries of one network are kept.
+
+    Parameters
+    ----------
+    samples
+        Array (S, ...) of S independent realisations (S >= 2).
+    n_boot
+        Bootstrap resamples.
+    confidence
+        Level of the percentile interval.
+    seed
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    tuple
+        (ratio, standard error of log(ratio), half-width of the percentile interval of the ratio).
+
+    Examples
+    --------
+    >>> r, se, hw = second_moment_ratio(np.array([1.0, 3.0]), n_boot=10)
+    >>> r  # E[K^2] = 5, E[K]^2 = 4
+    1.25
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim < 1 or x.shape[0] < 2:
+        raise ValueError(f"`samples` needs at least 2 realisations on axis 0; got shape {x.shape!r}.")
+    flat = x.reshape(x.shape[0], -1)
+
+    def ratio(a: np.ndarray) -> float:
+        return float(np.mean(np.mean(a**2, axis=0) / np.mean(a, axis=0) ** 2))
+
+    value = ratio(flat)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, flat.shape[0], size=(n_boot, flat.shape[0]))
+    boots = np.array([ratio(flat[i]) for i in idx])
+    boots = boots[np.isfinite(boots) & (boots > 0)]
+    if boots.size < 2 or not math.isfinite(value):
+        return value, math.nan, math.nan
+    lo, hi = np.quantile(boots, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return value, float(np.std(np.log(boots), ddof=1)), float((hi - lo) / 2)
+
+
+class ExponentialFit(tuple):
+    """(rate, half-width of its CI, intercept, r^2) of log(y) = intercept + rate * x."""
+
+    __slots__ = ()
+
+    def __new__(cls, rate: float, half_width: float, intercept: float, r2: float):
+        return super().__new__(cls, (rate, half_width, intercept, r2))
+
+    rate = property(lambda self: self[0])
+    half_width = property(lambda self: self[1])
+    intercept = property(lambda self: self[2])
+    r2 = property(lambda self: self[3])
+
+
+def fit_exponential_rate(
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    se_log_y: Sequence[float] | np.ndarray | None = None,
+    *,
+    confidence: float = 0.95,
+    through_origin: bool = False,
+) -> ExponentialFit:
+    r"""Fit y = C exp(rate * x) by (weighted) least squares on log y, with a t-interval for the rate.
+
+    Parameters
+    ----------
+    x, y
+        Abscissae (e.g. beta = depth / width) and positive values (e.g. E[K^2]/E[K]^2).
+    se_log_y
+        Standard errors of log y (weights 1 / se^2); None for an unweighted fit. With weights, the
+        residual scale is estimated from the data (so the interval is honest when the stated errors
+        are too small).
+    confidence
+        Level of the interval.
+    through_origin
+        Fit log y = rate * x (C = 1) instead.
+
+    Returns
+    -------
+    ExponentialFit
+        rate, half-width of the interval, intercept (log C; 0 when ``through_origin``) and r^2.
+        All NaN when fewer than 3 finite points (2 through the origin) remain.
+
+    Examples
+    --------
+    >>> fit = fit_exponential_rate([0.1, 0.2, 0.3, 0.4], np.exp(5 * np.array([0.1, 0.2, 0.3, 0.4])))
+    >>> round(fit.rate, 10), round(fit.half_width, 10)
+    (5.0, 0.0)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ly = np.log(np.asarray(y, dtype=np.float64))
+    w = np.ones_like(x) if se_log_y is None else 1.0 / np.asarray(se_log_y, dtype=np.float64) ** 2
+    ok = np.isfinite(x) & np.isfinite(ly) & np.isfinite(w) & (w > 0)
+    n_par = 1 if through_origin else 2
+    if ok.sum() < n_par + 1:
+        return ExponentialFit(math.nan, math.nan, math.nan, math.nan)
+    x, ly, w = x[ok], ly[ok], w[ok]
+    design = x[:, None] if through_origin else np.column_stack([np.ones_like(x), x])
+    sw = np.sqrt(w)
+    coef, *_ = np.linalg.lstsq(design * sw[:, None], ly * sw, rcond=None)
+    resid = ly - design @ coef
+    dof = x.size - n_par
+    s2 = float(np.sum(w * resid**2) / dof)
+    cov = s2 * np.linalg.inv(design.T @ (design * w[:, None]))
+    rate = float(coef[-1])
+    half = float(scipy.stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(max(cov[-1, -1], 0.0)))
+    mean = np.sum(w * ly) / np.sum(w) if not through_origin else 0.0
+    ss_tot = float(np.sum(w * (ly - mean) ** 2))
+    r2 = 1.0 - float(np.sum(w * resid**2)) / ss_tot if ss_tot > 0 else math.nan
+    return ExponentialFit(rate, half, 0.0 if through_origin else float(coef[0]), r2)
+
+
+def _eig(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    k = np.asarray(kernel, dtype=np.float64)
+    lam, v = scipy.linalg.eigh(0.5 * (k + k.T))
+    return np.clip(lam, 0.0, None), v
+
+
+def _gd_filter(lam: np.ndarray, steps: np.ndarray, learning_rate: float, n: int) -> np.ndarray:
+    """sum_{s<t} (eta/N) (1 - eta lam / N)^s = (1 - (1 - eta lam/N)^t) / lam, shape (T, N)."""
+    a = learning_rate * lam / n
+    t = steps[:, None].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = (1.0 - (1.0 - a) ** t) / lam
+    small = lam <= 1e-300
+    return np.where(small, t * learning_rate / n, out)
+
+
+def kernel_gd(
+    kernel_train: np.ndarray,
+    kernel_test_train: np.ndarray,
+    y_train: np.ndarray,
+    steps: Sequence[int] | np.ndarray,
+    *,
+    learning_rate: float,
+    f0_train: np.ndarray | None = None,
+    f0_test: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Outputs of discrete-time gradient descent on the linear model of a kernel.
+
+    For the loss (1/2N)|f(X) - Y|^2 and a model linear in its parameters with tangent kernel Theta,
+    one step of gradient descent moves the outputs by -(eta/N) Theta(., X)(f(X) - Y). After t steps
+
+    .. math:: f_t(x) = f_0(x) - \Theta(x, X)\,V\,\mathrm{diag}\Bigl(\frac{1 - (1 - \eta\lambda_i/N)^t}{\lambda_i}\Bigr)V^T (f_0(X) - Y)
+
+    with Theta(X, X) = V diag(lambda) V^T. With Theta the empirical NTK at initialisation and f_0
+    the network's initial outputs, this is *exactly* the linearised network trained with the same
+    rate (Lee et al. 2019, arXiv:1902.06720, Eq. 7-9, in discrete time); with the analytic NTK it
+    is the infinite-width prediction. It is the discrete-time twin of
+    :func:`compare._metrics.kernel_regression_prediction` (continuous time), used so that a
+    measured network and its prediction share the same time discretisation.
+
+    Parameters
+    ----------
+    kernel_train
+        Theta(X, X), (N, N).
+    kernel_test_train
+        Theta(x, X), (M, N).
+    y_train
+        Targets (N,).
+    steps
+        Step counts t (1-D, non-negative).
+    learning_rate
+        eta.
+    f0_train, f0_test
+        Outputs at t = 0 (zeros when None: the mean over initialisations).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (f_t on X, shape (T, N)), (f_t on x, shape (T, M)).
+
+    Examples
+    --------
+    >>> K = np.diag([2.0, 1.0]); y = np.array([1.0, -1.0])
+    >>> f_train, f_test = kernel_gd(K, K, y, [0, 10_000], learning_rate=0.5)
+    >>> np.round(f_train[-1], 8).tolist()
+    [1.0, -1.0]
+    """
+    k_xx = np.asarray(kernel_train, dtype=np.float64)
+    k_tx = np.asarray(kernel_test_train, dtype=np.float64)
+    y = np.asarray(y_train, dtype=np.float64)
+    n = k_xx.shape[0]
+    if k_xx.shape != (n, n) or k_tx.ndim != 2 or k_tx.shape[1] != n or y.shape != (n,):
+        raise ValueError(
+            f"shapes do not match: kernel_train {k_xx.shape!r}, kernel_test_train {k_tx.shape!r}, "
+            f"y_train {y.shape!r}; need (N, N), (M, N), (N,)."
+        )
+    f0x = np.zeros(n) if f0_train is None else np.asarray(f0_train, dtype=np.float64)
+    f0t = np.zeros(k_tx.shape[0]) if f0_test is None else np.asarray(f0_test, dtype=np.float64)
+    t = np.asarray(steps)
+    lam, v = _eig(k_xx)
+    coef = v.T @ (f0x - y)  # (N,)
+    filt = _gd_filter(lam, t, learning_rate, n)  # (T, N)
+    delta = (filt * coef) @ v.T  # (T, N): Theta^-1-filtered residual in the data basis
+    return f0x - delta @ k_xx.T, f0t - delta @ k_tx.T
+
+
+def predicted_train_loss(
+    kernel_train: np.ndarray,
+    residual0: np.ndarray,
+    steps: Sequence[int] | np.ndarray,
+    *,
+    learning_rate: float,
+) -> np.ndarray:
+    r"""Training loss (1/2N)|f_t(X) - Y|^2 that kernel gradient descent predicts from the spectrum.
+
+    .. math:: L_t = \frac{1}{2N} \sum_i (1 - \eta\lambda_i / N)^{2t} (v_i^T r_0)^2
+
+    where r_0 = f_0(X) - Y. Each eigendirection converges at its own rate eta lambda_i / N: the
+    NTK's prediction of gradient descent's convergence (Jacot et al. 2018, Sec. 5; Lee et al. 2019).
+
+    Examples
+    --------
+    >>> predicted_train_loss(np.diag([1.0, 2.0]), np.array([1.0, 1.0]), [0, 1], learning_rate=1.0).tolist()
+    [0.5, 0.0625]
+    """
+    lam, v = _eig(kernel_train)
+    n = lam.size
+    coef2 = (v.T @ np.asarray(residual0, dtype=np.float64)) ** 2
+    t = np.asarray(steps, dtype=np.float64)[:, None]
+    return np.sum((1.0 - learning_rate * lam / n) ** (2 * t) * coef2, axis=1) / (2 * n)
+
+
+def ntk_gp_variance(
+    ntk_train: np.ndarray,
+    ntk_test_train: np.ndarray,
+    nngp_train: np.ndarray,
+    nngp_test_train: np.ndarray,
+    nngp_test_diag: np.ndarray,
+    step: float,
+    *,
+    learning_rate: float,
+) -> np.ndarray:
+    r"""Predictive variance over initialisations of an infinitely wide network trained by GD.
+
+    Lee et al. 2019 (arXiv:1902.06720, Eq. 16), in discrete time: with
+    M_t = Theta^-1 (I - (I - eta Theta / N)^t) on the training points,
+
+    .. math:: \mathrm{Var}[f_t(x)] = K(x, x) + \Theta(x, X) M_t K(X, X) M_t^T \Theta(X, x)
+              - 2\,\Theta(x, X) M_t K(X, x)
+
+    with K the NNGP and Theta the NTK. ``step = inf`` gives the trained limit; with Theta = K it is
+    the GP posterior variance K(x,x) - K(x,X) K^-1 K(X,x).
+
+    Returns
+    -------
+    numpy.ndarray
+        Variances on the test points, shape (M,).
+
+    Examples
+    --------
+    >>> K = np.array([[1.0, 0.5], [0.5, 1.0]]); kx = np.array([[0.5, 0.2]])
+    >>> gp = 1.0 - kx @ np.linalg.solve(K, kx.T)
+    >>> bool(np.allclose(ntk_gp_variance(K, kx, K, kx, np.ones(1), np.inf, learning_rate=1.0), gp[0]))
+    True
+    """
+    lam, v = _eig(ntk_train)
+    n = lam.size
+    if math.isinf(step):
+        with np.errstate(divide="ignore"):
+            filt = np.where(lam > 1e-300, 1.0 / lam, 0.0)
+    else:
+        filt = _gd_filter(lam, np.array([step]), learning_rate, n)[0]
+    m_t = (v * filt) @ v.T
+    a = np.asarray(ntk_test_train, dtype=np.float64) @ m_t  # (M, N)
+    k_tx = np.asarray(nngp_test_train, dtype=np.float64)
+    var = (
+        np.asarray(nngp_test_diag, dtype=np.float64)
+        + np.einsum("mi,ij,mj->m", a, np.asarray(nngp_train, dtype=np.float64), a)
+        - 2.0 * np.einsum("mi,mi->m", a, k_tx)
+    )
+    return var
+
+
+def first_width_within(widths: Sequence[float], rel_error: Sequence[float], tolerance: float = 0.1) -> float:
+    """Smallest width from which the relative error stays within ``tolerance`` at every larger width.
+
+    Returns NaN when the error at the largest width exceeds the tolerance (or is not finite).
+
+    Examples
+    --------
+    >>> first_width_within([64, 128, 256, 512], [0.5, 0.08, 0.12, 0.05], 0.1)
+    512.0
+    >>> first_width_within([64, 128], [0.5, 0.3], 0.1)
+    nan
+    """
+    w = np.asarray(widths, dtype=np.float64)
+    e = np.asarray(rel_error, dtype=np.float64)
+    order = np.argsort(w)
+    w, e = w[order], e[order]
+    found = math.nan
+    for wi, ei in zip(w[::-1], e[::-1]):
+        if not (math.isfinite(ei) and ei <= tolerance):
+            break
+        found = float(wi)
+    return found
