@@ -381,7 +381,7 @@ def mean_field(
     Examples
     --------
     >>> mf = mean_field("relu", 1.5, 0.1)
-    >>> float(mf.chi_1), round(float(mf.q_star), 12)   # q* = sigma_b^2 / (1 - sigma_w^2 / 2)
+    >>> round(float(mf.chi_1), 12), round(float(mf.q_star), 12)   # q* = sigma_b^2 / (1 - sigma_w^2 / 2)
     (0.75, 0.4)
     >>> mf = mean_field("tanh", [0.5, 1.0, 2.0], 0.0)
     >>> mf.phase_names().tolist()
@@ -567,7 +567,7 @@ def meanfield_trajectory(
     --------
     >>> ds = meanfield_trajectory([1.0, 0.0], [0.0, 1.0], activation="relu", depth=2, sigma_w2=2.0)
     >>> [round(float(v), 6) for v in ds.c.values]
-    [0.0, 0.31831, 0.50366]
+    [0.0, 0.31831, 0.493731]
     """
     import xarray as xr
 
@@ -588,13 +588,14 @@ def meanfield_trajectory(
     qs1, qs2, cs = [q1], [q2], [q12 / math.sqrt(q1 * q2) if q1 * q2 > 0 else 1.0]
     for _ in range(depth):
         if act.has_closed_form:
-            pp, _ = act.gaussian_expectations(np.array([q1]), np.array([q2]), np.array([q12]))
-            e12 = float(pp[0])
+            pp, _ = act.gaussian_expectations(np.array([q1, q2, q1]), np.array([q1, q2, q2]),
+                                              np.array([q1, q2, q12]))
+            e11, e22, e12 = (float(v) for v in pp)
         else:
             from ._quadrature import bivariate_expectation
 
             e12 = float(bivariate_expectation(act.phi, act.phi, q1, q2, q12, breakpoints=act.kinks))
-        e11, e22 = (float(_gauss.expect([act.phi, act.phi], v, breakpoints=act.kinks)) for v in (q1, q2))
+            e11, e22 = (float(_gauss.expect([act.phi, act.phi], v, breakpoints=act.kinks)) for v in (q1, q2))
         q1, q2, q12 = sw2 * e11 + sb2, sw2 * e22 + sb2, sw2 * e12 + sb2
         qs1.append(q1)
         qs2.append(q2)
