@@ -255,13 +255,19 @@ def _nonlinearity(state: KernelState, cfg: _Config, stats: list[dict]) -> Kernel
         values, info = _quadrature.pair_expectations(
             pairs, state.var1, state.var2, c, symmetric=state.symmetric, breakpoints=act.kinks
         )
-        var1 = _gauss.expect([act.phi, act.phi], state.var1, breakpoints=act.kinks)
-        var2 = var1 if state.symmetric else _gauss.expect([act.phi, act.phi], state.var2, breakpoints=act.kinks)
+        moments1, moments2 = info.pop("second_moment1", None), info.pop("second_moment2", None)
+        if moments1 is None:  # the all-direct path (kinks off zero): univariate rule
+            moments1, moments2 = (
+                np.stack([_gauss.expect([f, f], v, breakpoints=act.kinks) for f in (act.phi, act.dphi)])
+                for v in (state.var1, state.var2)
+            )
+        var1 = moments1[0]
+        var2 = var1 if state.symmetric else moments2[0]
         nngp = values[0]
         dd = values[1]
         if state.symmetric:
             np.fill_diagonal(nngp, var1)
-            np.fill_diagonal(dd, _gauss.expect([act.dphi, act.dphi], state.var1, breakpoints=act.kinks))
+            np.fill_diagonal(dd, moments1[1])
         np.multiply(dd, state.ntk, out=ntk)
         stats.append({"method": "quadrature", **info})
     return KernelState(nngp, ntk, var1, var2, width, state.symmetric)
