@@ -34,7 +34,7 @@ def _theta(q1, q2, q12):
 
 
 @njit(cache=True, parallel=True)
-def relu(q1, q2, q12, a, pp, dd):  # noqa: ARG001  (a unused: relu has no parameter)
+def relu(q1, q2, q12, a, pp, dd):
     for i in prange(q1.size):
         if q1[i] <= 0.0 or q2[i] <= 0.0:
             pp[i] = 0.0
@@ -66,7 +66,7 @@ def leaky_relu(q1, q2, q12, a, pp, dd):
 
 
 @njit(cache=True, parallel=True)
-def abs_(q1, q2, q12, a, pp, dd):  # noqa: ARG001
+def abs_(q1, q2, q12, a, pp, dd):
     """|u||v| = sum of four relu products; sign(u) sign(v) from the orthant probabilities."""
     for i in prange(q1.size):
         if q1[i] <= 0.0 or q2[i] <= 0.0:
@@ -80,7 +80,7 @@ def abs_(q1, q2, q12, a, pp, dd):  # noqa: ARG001
 
 
 @njit(cache=True, parallel=True)
-def step(q1, q2, q12, a, pp, dd):  # noqa: ARG001
+def step(q1, q2, q12, a, pp, dd):
     """Heaviside step with step(0) = 0; its derivative is 0 almost everywhere (autograd's value)."""
     for i in prange(q1.size):
         dd[i] = 0.0
@@ -92,7 +92,7 @@ def step(q1, q2, q12, a, pp, dd):  # noqa: ARG001
 
 
 @njit(cache=True, parallel=True)
-def erf(q1, q2, q12, a, pp, dd):  # noqa: ARG001
+def erf(q1, q2, q12, a, pp, dd):
     for i in prange(q1.size):
         p1 = 1.0 + 2.0 * q1[i]
         p2 = 1.0 + 2.0 * q2[i]
@@ -104,7 +104,7 @@ def erf(q1, q2, q12, a, pp, dd):  # noqa: ARG001
 
 
 @njit(cache=True, parallel=True)
-def sin(q1, q2, q12, a, pp, dd):  # noqa: ARG001
+def sin(q1, q2, q12, a, pp, dd):
     """E[sin u sin v] = e^{-(q1+q2)/2} sinh(q12); E[cos u cos v] = e^{-(q1+q2)/2} cosh(q12)."""
     for i in prange(q1.size):
         h = 0.5 * (q1[i] + q2[i])
@@ -115,10 +115,50 @@ def sin(q1, q2, q12, a, pp, dd):  # noqa: ARG001
 
 
 @njit(cache=True, parallel=True)
-def identity(q1, q2, q12, a, pp, dd):  # noqa: ARG001
+def identity(q1, q2, q12, a, pp, dd):
     for i in prange(q1.size):
         pp[i] = q12[i]
         dd[i] = 1.0
+
+
+@njit(cache=True, parallel=True)
+def gelu(q1, q2, q12, a, pp, dd):
+    """Exact GELU, phi(x) = x Phi(x), phi'(x) = Phi(x) + x phi_N(x) (phi_N the normal density).
+
+    Derivation (checked against 2-D quadrature to 1e-12 in tests/ntktheory/test_activations.py).
+    Write D = (1 + q1)(1 + q2) - q12^2. With eps1, eps2 ~ N(0, 1) independent of (u, v),
+    Phi(u) Phi(v) = P(eps1 <= u, eps2 <= v | u, v), so E[Phi(u) Phi(v)] is the orthant probability
+    of (u - eps1, v - eps2), whose correlation is q12 / sqrt((1 + q1)(1 + q2)):
+
+        P = E[Phi(u) Phi(v)] = (pi - t) / (2 pi),   t = atan2(sqrt(D), q12).
+
+    Gaussian integrals with the extra factor phi_N(u) phi_N(v) = exp(-(u^2 + v^2)/2) / (2 pi)
+    (a change of covariance, Sherman-Morrison for one factor) give
+
+        E[phi_N(u) phi_N(v)]   = 1 / (2 pi sqrt(D)),
+        E[u phi_N(u) Phi(v)]   = q12 / (2 pi (1 + q1) sqrt(D)),
+        E[u phi_N(u) v phi_N(v)] = q12 / (2 pi D^(3/2)).
+
+    Stein's lemma E[u F(u, v)] = q1 E[dF/du] + q12 E[dF/dv] with F = v Phi(u) Phi(v), and once more
+    for E[v phi_N(u) Phi(v)] = (q2 (1 + q1) - q12^2) / (2 pi (1 + q1) sqrt(D)), then give
+
+        E[phi(u) phi(v)]   = q12 P + [q1 (q2 (1 + q1) - q12^2) / (1 + q1) + q12^2 / (1 + q2)] / (2 pi sqrt(D)),
+        E[phi'(u) phi'(v)] = P + q12 (1/(1 + q1) + 1/(1 + q2)) / (2 pi sqrt(D)) + q12 / (2 pi D^(3/2)).
+
+    Checks: q12 = 0 gives E[u Phi(u)] E[v Phi(v)] = q1 q2 / (2 pi sqrt((1 + q1)(1 + q2))); q1 = 0
+    gives 0 and phi'(0) E[phi'(v)] = 1/4. D >= 1 + q1 + q2 > 0, so no case is singular.
+    """
+    for i in prange(q1.size):
+        p1 = 1.0 + q1[i]
+        p2 = 1.0 + q2[i]
+        c = q12[i]
+        det = p1 * p2 - c * c
+        if det < 1.0:  # rounding only: D >= 1 + q1 + q2 for a valid covariance
+            det = 1.0
+        sd = math.sqrt(det)
+        prob = (math.pi - math.atan2(sd, c)) * _INV_2PI
+        pp[i] = c * prob + (q1[i] * (q2[i] * p1 - c * c) / p1 + c * c / p2) * _INV_2PI / sd
+        dd[i] = prob + c * (1.0 / p1 + 1.0 / p2) * _INV_2PI / sd + c * _INV_2PI / (det * sd)
 
 
 def evaluate(func, q1, q2, q12, a: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

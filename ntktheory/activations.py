@@ -203,7 +203,9 @@ def _registry() -> dict[str, Callable[[], Activation]]:
         "tanh": lambda: Activation("tanh", sympy.tanh(x)),
         # sigmoid(x) = (1 + tanh(x/2)) / 2: the same function, without overflow in exp(-x).
         "sigmoid": lambda: Activation("sigmoid", half * (1 + sympy.tanh(x / 2))),
-        "gelu": lambda: Activation("gelu", x * half * (1 + sympy.erf(x / sympy.sqrt(2)))),
+        "gelu": lambda: Activation(
+            "gelu", x * half * (1 + sympy.erf(x / sympy.sqrt(2))), closed_form=_closed_forms.gelu
+        ),
         "softplus": lambda: Activation("softplus", sympy.log(1 + sympy.exp(x)), code=_STABLE_SOFTPLUS),
         "swish": lambda: Activation("swish", x * half * (1 + sympy.tanh(x / 2))),
         "sin": lambda: Activation("sin", sympy.sin(x), closed_form=_closed_forms.sin),
