@@ -63,8 +63,9 @@ _Q_DIVERGE = 1e12
 _Q_RULE_MAX = 1e4
 #: Degrees of the Mehler series tried in turn for the correlation map.
 _K_LADDER = (128, 256, 512, 1024)
-#: Tolerated truncation error of the correlation-map equation, relative to q*.
-_C_TOL = 1e-13
+#: Tolerated truncation error of the correlation-map equation sigma_w^2 S(c) = q*, relative to q*
+#: (the error of c* is this divided by the slope of S, itself >= ~q* E[phi''^2] / 2 near c = 1).
+_C_TOL = 1e-12
 #: Points of the tables of the smooth-activation fast path.
 _TABLE_SIZE = 4096
 #: Half-width in z of the Hermite-coefficient rule (e^{-13^2/4} ~ 5e-19).
@@ -223,14 +224,14 @@ def _correlation_closed_form(act, sw2, q, g):
     return c, sw2 * dd
 
 
-def _correlation_series(act, sw2, q, g):
+def _correlation_series(act, sw2, q, g, ladder=_K_LADDER):
     """Mehler-series solve (see ``solve_correlation``) with growing degree, then polishing."""
     from ._meanfield_kernels import solve_correlation
 
     c = np.full_like(q, np.nan)
     chi_c = np.full_like(q, np.nan)
     todo = np.arange(q.size)
-    for kmax in _K_LADDER:
+    for kmax in ladder:
         if todo.size == 0:
             break
         a2 = _squared_coefficients(act, q[todo], kmax)
@@ -238,11 +239,11 @@ def _correlation_series(act, sw2, q, g):
         ci, si, bi = (np.empty(todo.size) for _ in range(3))
         solve_correlation(a2, r0, sw2[todo], q[todo], ci, si, bi)
         ok = bi <= _C_TOL
-        if kmax == _K_LADDER[-1]:
+        if kmax == ladder[-1]:
             ok[:] = True
         c[todo[ok]] = ci[ok]
         chi_c[todo[ok]] = si[ok]
-        if kmax == _K_LADDER[-1]:
+        if kmax == ladder[-1]:
             bad = todo[bi > _C_TOL]
             if bad.size:
                 c[bad], chi_c[bad] = _polish(act, sw2[bad], q[bad], g[bad], c[bad])
@@ -273,8 +274,8 @@ def _correlation_table(act, sw2, q, g):
     c, chi_c, bound = np.empty_like(q), np.empty_like(q), np.empty_like(q)
     solve_correlation_table(table, h, sw2, q, g, c, chi_c, bound)
     bad = np.flatnonzero(bound > _C_TOL)
-    if bad.size:
-        c[bad], chi_c[bad] = _polish(act, sw2[bad], q[bad], g[bad], c[bad])
+    if bad.size:  # near the critical line (c* close to 1): direct coefficients of degree 1024
+        c[bad], chi_c[bad] = _correlation_series(act, sw2[bad], q[bad], g[bad], ladder=_K_LADDER[-1:])
     return c, chi_c
 
 
