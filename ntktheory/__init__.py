@@ -5,6 +5,12 @@ Never imports torch.
 
 from . import activations
 from .activations import Activation, get_activation
+from ._finite_width import (
+    hanin_nica_beta,
+    hanin_nica_ratio,
+    relu_ntk_mean_parts,
+    seleznova_kutyniok_dispersion,
+)
 from ._meanfield import MeanField, critical_sigma_w2, mean_field, meanfield_trajectory
 from ._kernels import kernels
 from ._phase import phase_diagram
@@ -15,9 +21,13 @@ __all__ = [
     "activations",
     "critical_sigma_w2",
     "get_activation",
+    "hanin_nica_beta",
+    "hanin_nica_ratio",
     "kernels",
     "mean_field",
     "meanfield_trajectory",
     "phase_diagram",
+    "relu_ntk_mean_parts",
+    "seleznova_kutyniok_dispersion",
 ]
 __version__ = "0.1.0"
