@@ -92,54 +92,65 @@ class NtkgapAccessor:
             raise KeyError("the Dataset has no 'ntk_change' (run the sweep with training enabled).")
         return self._ds["ntk_change"].isel(step=step)
 
-    def kernel_regression_prediction(self) -> xr.DataArray:
-        """Infinite-width mean prediction on the test points at every snapshot (Lee et al. 2019).
+    def kernel_regression_prediction(self, *, from_init: bool = True) -> xr.DataArray:
+        """Infinite-width kernel-regression prediction on the test points at every snapshot.
 
-        Uses ``ntk_theory``, ``y_train``, the ``learning_rate`` of the training runs (one per
-        activation, init and depth) and the ``step`` coordinate; discrete-time gradient descent.
+        Lee et al. 2019 (arXiv:1902.06720, Eq. 11), in discrete time (the networks are trained by
+        gradient descent with step ``learning_rate``):
+        f_t(x) = f_0(x) + Theta(x, X) Theta^-1 (I - (I - eta Theta / N)^t) (Y - f_0(X)) with the
+        analytic NTK ``ntk_theory``. With ``from_init`` (default) f_0 is each network's own output
+        at initialisation (``f_test`` at step 0 and ``f0_train``), so the prediction is per network
+        (width, seed); otherwise f_0 = 0, the mean over initialisations.
         """
         ds = self._ds
-        for name in ("ntk_theory", "y_train", "learning_rate"):
+        need = ["ntk_theory", "y_train", "learning_rate"] + (["f0_train", "f_test"] if from_init else [])
+        for name in need:
             if name not in ds:
                 raise KeyError(f"the Dataset has no {name!r}; kernel regression needs it.")
         train = ds.split.values == "train"
-        lr = ds["learning_rate"]
-        lr = lr.max([d for d in ("width", "seed") if d in lr.dims])
         steps = ds["step"].values.astype(np.float64)
-        n_test = int((~train).sum())
+        y = ds["y_train"].values
+        if from_init:
+            f0_tr, f0_te = ds["f0_train"], ds["f_test"].isel(step=0, drop=True)
+        else:
+            f0_tr = xr.zeros_like(ds["learning_rate"]).expand_dims(train=int(train.sum())).transpose(..., "train")
+            f0_te = xr.zeros_like(ds["learning_rate"]).expand_dims(test=int((~train).sum())).transpose(..., "test")
+            f0_tr, f0_te = f0_tr.drop_vars("train", errors="ignore"), f0_te.drop_vars("test", errors="ignore")
 
-        def predict(k: np.ndarray, eta: np.ndarray) -> np.ndarray:
-            flat_k = k.reshape(-1, *k.shape[-2:])
-            flat_eta = np.broadcast_to(eta, k.shape[:-2]).reshape(-1)
-            y = ds["y_train"].values
-            out = np.stack([
-                _metrics.kernel_regression_prediction(m[np.ix_(~train, train)], m[np.ix_(train, train)], y, steps,
-                                                      learning_rate=float(e), time="discrete")
-                if np.all(np.isfinite(m)) and np.isfinite(e) else np.full((steps.size, n_test), np.nan)
-                for m, e in zip(flat_k, flat_eta)
-            ])
-            return out.reshape(*k.shape[:-2], steps.size, n_test)
+        def predict(k: np.ndarray, eta: np.ndarray, f_tr: np.ndarray, f_te: np.ndarray) -> np.ndarray:
+            shape = np.broadcast_shapes(k.shape[:-2], eta.shape, f_tr.shape[:-1], f_te.shape[:-1])
+            k = np.broadcast_to(k, (*shape, *k.shape[-2:])).reshape(-1, *k.shape[-2:])
+            eta = np.broadcast_to(eta, shape).reshape(-1)
+            f_tr = np.broadcast_to(f_tr, (*shape, f_tr.shape[-1])).reshape(-1, f_tr.shape[-1])
+            f_te = np.broadcast_to(f_te, (*shape, f_te.shape[-1])).reshape(-1, f_te.shape[-1])
+            out = np.full((k.shape[0], steps.size, f_te.shape[-1]), np.nan)
+            for i in range(k.shape[0]):
+                m = k[i]
+                if np.all(np.isfinite(m)) and np.isfinite(eta[i]) and np.all(np.isfinite(f_tr[i])):
+                    out[i] = _metrics.kernel_regression_prediction(
+                        m[np.ix_(~train, train)], m[np.ix_(train, train)], y, steps, learning_rate=float(eta[i]),
+                        f0_test=f_te[i], f0_train=f_tr[i], time="discrete",
+                    )
+            return out.reshape(*shape, steps.size, f_te.shape[-1])
 
         out = xr.apply_ufunc(
-            predict,
-            ds["ntk_theory"],
-            lr,
-            input_core_dims=[list(KERNEL_DIMS), []],
+            predict, ds["ntk_theory"], ds["learning_rate"], f0_tr, f0_te,
+            input_core_dims=[list(KERNEL_DIMS), [], ["train"], ["test"]],
             output_core_dims=[["step", "test"]],
         )
         out = out.assign_coords(step=ds["step"])
         out.name = "f_kernel_regression"
         return out
 
-    def kernel_regression_distance(self) -> xr.DataArray:
-        """Relative distance of the mean trained network output from the kernel-regression mean.
+    def kernel_regression_distance(self, step: int = -1) -> xr.DataArray:
+        """Relative distance of each trained network from the infinite-width kernel regression.
 
-        The mean over seeds of ``f_test`` is compared with the infinite-width prediction at the
-        last snapshot (Lee et al. 2019, arXiv:1902.06720, Eq. 11), with
-        :func:`compare.function_distance`.
+        |f_net - f_kr| / |f_kr| on the test points at snapshot ``step`` (index), with the
+        per-network prediction of :meth:`kernel_regression_prediction` (Lee et al. 2019,
+        arXiv:1902.06720, Sec. 2.3-2.4: the gap closes as the width grows).
         """
-        pred = self.kernel_regression_prediction().isel(step=-1)
-        net = self._ds["f_test"].isel(step=-1).mean("seed")
+        pred = self.kernel_regression_prediction().isel(step=step)
+        net = self._ds["f_test"].isel(step=step)
         out = _metrics.function_distance(net, pred, dim="test")
         out.name = "kernel_regression_distance"
         return out
@@ -167,4 +178,6 @@ class NtkgapAccessor:
             out["ntk_change"] = self.kernel_change()
         if "lin_distance" in self._ds:
             out["lin_distance"] = self._ds["lin_distance"].isel(step=-1)
+        if {"f0_train", "f_test", "learning_rate", "ntk_theory"} <= set(self._ds.variables):
+            out["kernel_regression_distance"] = self.kernel_regression_distance()
         return xr.Dataset(out)

@@ -26,7 +26,7 @@ DEFAULT_SWEEP = SweepConfig(
     depths=(1, 3),
     seeds=(0, 1, 2, 3),
     data=DataSpec(source="digits", n_train=32, n_test=16, seed=0),
-    training=TrainingSpec(steps=20, snapshots=3, relative_learning_rate=0.5),
+    training=TrainingSpec(steps=20, snapshots=2, relative_learning_rate=0.5),
     measure=("ntk", "nngp", "training"),
 )
 

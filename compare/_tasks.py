@@ -3,10 +3,11 @@
 :func:`measure` is the default task function of :func:`compare.run_sweep`; it runs on a Dask
 worker. A theory task returns ``nngp_theory`` / ``ntk_theory`` on all points (train then test);
 an empirical task returns the finite network's kernels at initialisation, and with training
-enabled the snapshots of full-batch gradient descent on (1/2N)|f - Y|^2: ``loss``,
-``ntk_change`` (relative Frobenius change of the NTK from init), ``f_test`` (outputs on the test
-points), ``f_lin_test`` (the linearised network's outputs, Lee et al. 2019, arXiv:1902.06720,
-Eq. 9, in discrete time) and ``lin_distance`` (their relative distance).
+enabled the snapshots of full-batch gradient descent on (1/2N)|f - Y|^2 (run by
+:func:`empirical.train`): ``loss``, ``ntk_change`` (relative Frobenius change of the NTK on the
+training points from init), ``f_test`` (outputs on the test points), ``f_lin_test`` (the
+linearised network's outputs, Lee et al. 2019, arXiv:1902.06720, Eq. 9) and ``lin_distance``
+(their relative distance).
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import functools
 import math
 
 import numpy as np
+import torch
 import xarray as xr
+
+import empirical
 
 from . import _data
 from ._config import DataSpec, SweepConfig
-from ._metrics import function_distance, kernel_regression_prediction, relative_kernel_change
+from ._metrics import function_distance
+from ._sweep import Task
 
 __all__ = ["data_variables", "learning_rate", "load_points", "measure"]
 
@@ -65,7 +70,7 @@ def data_variables(config: SweepConfig) -> xr.Dataset:
     )
 
 
-def _theory(task, config: SweepConfig, x: np.ndarray) -> xr.Dataset:
+def _theory(task: Task, config: SweepConfig, x: np.ndarray) -> xr.Dataset:
     import ntktheory
 
     k = ntktheory.kernels(
@@ -94,8 +99,6 @@ def learning_rate(config: SweepConfig, ntk_train: np.ndarray) -> float:
 
 def _size_torch_threads() -> None:
     """One torch thread per Dask worker thread (never oversubscribe the worker's cores)."""
-    import torch
-
     try:
         from distributed import get_worker
 
@@ -106,11 +109,7 @@ def _size_torch_threads() -> None:
         torch.set_num_threads(n)
 
 
-def _empirical(task, config: SweepConfig, x: np.ndarray, y: np.ndarray, train: np.ndarray) -> xr.Dataset:
-    import torch
-
-    import empirical
-
+def _empirical(task: Task, config: SweepConfig, x: np.ndarray, y: np.ndarray, train: np.ndarray) -> xr.Dataset:
     _size_torch_threads()
     dtype = getattr(torch, config.dtype)
     net = empirical.MLP(
@@ -136,76 +135,45 @@ def _empirical(task, config: SweepConfig, x: np.ndarray, y: np.ndarray, train: n
     return ds
 
 
-def _train(net, xt, y: np.ndarray, train: np.ndarray, k0: np.ndarray, task, config: SweepConfig) -> xr.Dataset:
-    """Full-batch GD on (1/2N)|f(X) - Y|^2 with snapshots; divergence is recorded, not raised."""
-    import torch
+def _train(net, xt, y: np.ndarray, train: np.ndarray, k0: np.ndarray, task: Task, config: SweepConfig) -> xr.Dataset:
+    """Full-batch GD with :func:`empirical.train` (network and linearisation side by side).
 
-    import empirical
-
-    steps = config.training.snapshot_steps
-    x_train, x_test = xt[torch.as_tensor(train)], xt[torch.as_tensor(~train)]
-    y_train = torch.as_tensor(y[train], dtype=xt.dtype)
-    n = int(train.sum())
-    theory_train = _theory(task, config, xt[torch.as_tensor(train)].double().numpy())["ntk_theory"].values
+    The step size is one per (activation, init, depth), from the analytic NTK (see
+    :func:`learning_rate`), so that all widths and seeds train at the same rate as the
+    infinite-width kernel-regression prediction they are compared with.
+    """
+    steps = list(config.training.snapshot_steps)
+    tr_mask, te_mask = torch.as_tensor(train), torch.as_tensor(~train)
+    theory_train = _theory(task, config, xt[tr_mask].double().numpy())["ntk_theory"].values
     eta = learning_rate(config, theory_train)
-    with torch.no_grad():
-        f0_train = net(x_train)[:, 0].double().numpy()
-        f0_test = net(x_test)[:, 0].double().numpy()
-    f_lin = kernel_regression_prediction(
-        k0[np.ix_(~train, train)], k0[np.ix_(train, train)], y[train], np.asarray(steps, dtype=float),
-        learning_rate=eta, f0_test=f0_test, f0_train=f0_train, time="discrete",
+    rec = empirical.train(
+        net, xt[tr_mask], torch.as_tensor(y[train], dtype=xt.dtype)[:, None], steps=steps[-1], lr=eta,
+        x_test=xt[te_mask], snapshot_steps=steps, measure_ntk=True, linearized=True,
+        divergence_factor=DIVERGENCE_FACTOR, inplace=True,
     )
-    opt = torch.optim.SGD(net.parameters(), lr=eta)
-    loss_rec, change, f_test = [], [], []
-    diverged = False
-    loss0 = None
-    for step in range(steps[-1] + 1):
-        if step in steps:
-            with torch.no_grad():
-                loss = 0.5 * float(torch.mean((net(x_train)[:, 0] - y_train) ** 2))
-                f_test.append(net(x_test)[:, 0].double().numpy())
-            loss0 = loss if loss0 is None else loss0
-            loss_rec.append(loss)
-            if not np.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(loss0, 1e-12):
-                diverged = True
-                break
-            if step == 0:
-                change.append(0.0)
-            else:
-                with torch.no_grad():
-                    kt = empirical.ntk(net, xt).double().numpy()
-                change.append(float(relative_kernel_change(kt, k0)))
-        if step == steps[-1]:
-            break
-        opt.zero_grad()
-        loss_t = 0.5 * torch.mean((net(x_train)[:, 0] - y_train) ** 2)
-        loss_t.backward()
-        opt.step()
-    m = len(steps)
-    pad = m - len(loss_rec)
-    loss_arr = np.concatenate([loss_rec, np.full(pad, np.nan)])
-    change_arr = np.concatenate([change, np.full(m - len(change), np.nan)])
-    f_arr = np.concatenate([np.asarray(f_test).reshape(-1, int((~train).sum())),
-                            np.full((m - len(f_test), int((~train).sum())), np.nan)])
+    f_test = rec["output_test"].isel(output=0).values
+    f_lin = rec["output_test_linearized"].isel(output=0).values
     ds = xr.Dataset(
         {
-            "loss": (("step",), loss_arr, {"description": "(1/2N)|f(X) - Y|^2 on the training points"}),
-            "ntk_change": (("step",), change_arr,
-                           {"description": "|Theta_t - Theta_0|_F / |Theta_0|_F on all points"}),
-            "f_test": (("step", "test"), f_arr, {"description": "network outputs on the test points"}),
+            "loss": (("step",), rec["loss"].values, {"description": "(1/2N)|f(X) - Y|^2 on the training points"}),
+            "ntk_change": (("step",), rec["ntk_relative_change"].values,
+                           {"description": "|Theta_t - Theta_0|_F / |Theta_0|_F on the training points"}),
+            "f_test": (("step", "test"), f_test, {"description": "network outputs on the test points"}),
             "f_lin_test": (("step", "test"), f_lin,
-                           {"description": "linearised network (empirical NTK at init), discrete-time GD"}),
-            "lin_distance": (("step",), np.asarray(function_distance(f_arr, f_lin)),
-                             {"description": "|f_test - f_lin_test| / |f_lin_test|"}),
+                           {"description": "linearised network (Taylor model at init) trained alongside"}),
+            "lin_distance": (("step",), np.asarray(function_distance(f_test, f_lin)),
+                             {"description": "|f_test - f_lin_test| / |f_lin_test| on the test points"}),
+            "f0_train": (("train",), rec["output_train"].isel(step=0, output=0).values,
+                         {"description": "network outputs on the training points at initialisation"}),
             "learning_rate": ((), eta, {"description": "gradient-descent step size eta"}),
         },
-        coords={"step": list(steps)},
+        coords={"step": steps},
     )
-    ds.attrs["diverged"] = diverged
+    ds.attrs["diverged"] = bool(rec["diverged"].any())
     return ds
 
 
-def measure(task, config: SweepConfig) -> xr.Dataset:
+def measure(task: Task, config: SweepConfig) -> xr.Dataset:
     """The default task function: theory kernels or one finite network's measurements.
 
     Parameters
