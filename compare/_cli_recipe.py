@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runner.add_argument("--scale", default="small", help=f"one of {', '.join(SCALES)} (default: small)")
     runner.add_argument("--out", default=None, help="output folder (default: recipe-NAME-SCALE)")
     runner.add_argument("--scheduler", default=None, help="dask.distributed scheduler address (default: in process)")
+    runner.add_argument("--threads", type=int, default=None,
+                        help="torch threads in this process (default: torch's; 1 helps on a busy machine)")
     runner.set_defaults(func=_run)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -44,10 +46,12 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         get_recipe(args.name).config(args.scale)  # validate name and scale before any work
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be a positive integer; got {args.threads!r}.")
     except ValueError as err:
         print(f"ntkgap recipe run: error: {err}", file=sys.stderr)
         return 2
-    result = run_recipe(args.name, scale=args.scale, out=args.out, scheduler=args.scheduler)
+    result = run_recipe(args.name, scale=args.scale, out=args.out, scheduler=args.scheduler, threads=args.threads)
     width = max(len(c.statement) for c in result.claims) if result.claims else 0
     for c in result.claims:
         print(f"{c.verdict:13s} {c.measured():>18s}  {c.statement[:max(width, 1)]}")

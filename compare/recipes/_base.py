@@ -157,7 +157,12 @@ def _finalise(ds: xr.Dataset, recipe: Recipe, scale: str, config: Mapping[str, A
 
 
 def run_recipe(
-    name: str, *, scale: str = "small", out: str | Path | None = None, scheduler: str | None = None
+    name: str,
+    *,
+    scale: str = "small",
+    out: str | Path | None = None,
+    scheduler: str | None = None,
+    threads: int | None = None,
 ) -> RecipeResult:
     """Run a recipe: measure, write ``<name>.nc``, analyse, write figures and ``report.md``.
 
@@ -171,6 +176,10 @@ def run_recipe(
         Output folder (default ``recipe-<name>-<scale>`` in the working directory).
     scheduler
         Optional ``dask.distributed`` scheduler address for the experiment's tasks.
+    threads
+        torch intra-op threads in this process during the run (restored afterwards); None keeps
+        torch's setting. On a busy machine 1 avoids spin-waiting threads on the small matrices of
+        ``tiny`` runs. Workers of a scheduler keep their own setting.
 
     Returns
     -------
@@ -178,6 +187,22 @@ def run_recipe(
     """
     recipe = get_recipe(name)
     config = recipe.config(scale)
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"`threads` must be a positive integer or None; got {threads!r}.")
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run(recipe, scale, config, out, scheduler)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(recipe: Recipe, scale: str, config: dict[str, Any], out: str | Path | None,
+         scheduler: str | None) -> RecipeResult:
+    name = recipe.name
     out_dir = Path(out) if out is not None else Path(f"recipe-{name}-{scale}")
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

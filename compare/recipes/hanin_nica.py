@@ -29,10 +29,10 @@ SMALL_WIDTH_RANGE = (3.1, 3.7)
 
 
 def _task(task: Mapping[str, Any]) -> np.ndarray:
-    from ._torch import ensemble_kernels
+    import empirical
 
     x, _ = sphere_points(task["n_inputs"], task["in_features"], correlation=0.0, seed=0)
-    ds = ensemble_kernels(
+    ds = empirical.ensemble_kernels(
         x, width=task["width"], depth=task["depth"], activation="relu", sigma_w=math.sqrt(2.0), sigma_b=0.0,
         parameterization="ntk", seeds=range(task["seed0"], task["seed0"] + task["seeds"]), device="cpu",
         seed_batch=task["seed_batch"],

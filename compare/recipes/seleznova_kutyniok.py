@@ -30,13 +30,10 @@ from .lee_wide_linear import digits_task
 
 
 def critical_sigma_w2(activation: str) -> float:
-    """The order/chaos boundary at sigma_b = 0 (ntktheory when available; ReLU's 2 is exact)."""
+    """The order/chaos boundary at sigma_b = 0 (:func:`ntktheory.critical_sigma_w2`)."""
     import ntktheory
 
-    func = getattr(ntktheory, "critical_sigma_w2", None)
-    if func is not None:
-        return float(func(activation, 0.0))
-    return 2.0 if activation == "relu" else math.nan
+    return float(ntktheory.critical_sigma_w2(activation, 0.0))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -44,9 +41,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 def _init_task(task: Mapping[str, Any]) -> np.ndarray:
-    from ._torch import ensemble_kernels
+    import empirical
 
-    ds = ensemble_kernels(np.asarray(task["x"]), width=task["width"], depth=task["depth"],
+    ds = empirical.ensemble_kernels(np.asarray(task["x"]), width=task["width"], depth=task["depth"],
                           activation=task["activation"], sigma_w=math.sqrt(task["sigma_w2"]), sigma_b=0.0,
                           parameterization="standard", seeds=task["seeds"], device="cpu",
                           seed_batch=task["seed_batch"])
@@ -56,21 +53,17 @@ def _init_task(task: Mapping[str, Any]) -> np.ndarray:
 def _train_task(task: Mapping[str, Any]) -> np.ndarray:
     import empirical
 
-    from .._metrics import relative_kernel_change
-    from ._torch import ntk_numpy, train_gd
-
     x, y = np.asarray(task["x"]), np.asarray(task["y"])
     net = empirical.MLP(x.shape[1], task["width"], task["depth"], task["activation"],
                         sigma_w=math.sqrt(task["sigma_w2"]), sigma_b=0.0, parameterization="standard",
                         seed=task["seed"], device="cpu")
-    k0 = ntk_numpy(net, x)
-    lam_max = float(np.linalg.eigvalsh(k0)[-1])
-    lr = task["lr_factor"] * 2 * len(x) / lam_max
-    run = train_gd(net, x, y, learning_rate=lr, steps=task["steps"])
-    if run.diverged:
-        return np.array([np.nan, np.nan, 1.0, lr])
-    change = float(relative_kernel_change(ntk_numpy(net, x), k0))
-    return np.array([run.loss[-1] / run.loss[0], change, 0.0, lr])
+    run = empirical.train(net, x, y, steps=task["steps"], lr_factor=task["lr_factor"],
+                          snapshot_steps=[0, task["steps"]], linearized=False, inplace=True)
+    diverged = bool(run["diverged"].any())
+    loss_ratio = float(run["loss"][-1] / run["loss"][0])
+    change = float(run["ntk_relative_change"][-1])
+    return np.array([np.nan if diverged else loss_ratio, np.nan if diverged else change, float(diverged),
+                     run.attrs["lr"]])
 
 
 def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:

@@ -32,7 +32,7 @@ from .._data import load_digits
 from ._analysis import first_width_within, kernel_gd, ntk_gp_variance, predicted_train_loss
 from ._base import Recipe, map_tasks, register
 from ._report import Claim, judge_threshold
-from ._theory import analytic_kernels
+from .lee_wide_linear import analytic_relu_kernels
 
 SIGMA_W = math.sqrt(2.0)
 TOLERANCE = 0.1
@@ -50,49 +50,49 @@ def _loss(f: np.ndarray, y: np.ndarray) -> float:
     return float(0.5 * np.mean((f - y) ** 2))
 
 
+def _outputs(run: xr.Dataset, var: str) -> np.ndarray:
+    return run[var].values[..., 0]  # (step, point), single output
+
+
 def _task(task: Mapping[str, Any]) -> dict[str, Any]:
     import empirical
-
-    from ._torch import train_gd
 
     def mlp() -> Any:
         return empirical.MLP(task["x"].shape[1], task["width"], task["depth"], "relu", sigma_w=SIGMA_W, sigma_b=0.0,
                              parameterization="ntk", seed=task["seed"], device="cpu")
 
-    steps = np.asarray(task["snapshots"])
+    steps = [int(s) for s in task["snapshots"]]
     x, y, xt = task["x"], task["y"], task["x_test"]
     n = len(x)
     # (a) + (b): one training run on the regression task
-    run = train_gd(mlp(), x, y, learning_rate=task["lr"], steps=int(steps[-1]), record=[0, int(steps[-1])],
-                   x_eval=np.concatenate([x, xt]))
-    f0 = run.outputs[0]
+    run = empirical.train(mlp(), x, y, steps=steps[-1], lr=task["lr"], x_test=xt, snapshot_steps=steps,
+                          measure_ntk=False, linearized=False, inplace=True)
+    f0 = _outputs(run, "output_train")[0]
     th = task["ntk"]
-    loss_pred = predicted_train_loss(th[:n, :n], f0[:n] - y, steps, learning_rate=task["lr"])
-    # (c): task 1 then task 2 on the same network
+    loss_pred = predicted_train_loss(th[:n, :n], f0 - y, steps, learning_rate=task["lr"])
+    # (c): task 1 then task 2 on the same network, task 1's outputs recorded throughout
     x1, y1, x2, y2 = task["x1"], task["y1"], task["x2"], task["y2"]
-    x12 = np.concatenate([x1, x2])
-    n1 = len(x1)
+    n1, t = len(x1), task["task_steps"]
     net = mlp()
-    r1 = train_gd(net, x1, y1, learning_rate=task["lr1"], steps=task["task_steps"], record=[0, task["task_steps"]],
-                  x_eval=x12)
-    r2 = train_gd(net, x2, y2, learning_rate=task["lr2"], steps=task["task_steps"], record=[task["task_steps"]],
-                  x_eval=x12)
-    g0 = r1.outputs[0]
+    r1 = empirical.train(net, x1, y1, steps=t, lr=task["lr1"], x_test=x2, snapshot_steps=[0, t],
+                         measure_ntk=False, linearized=False, inplace=True)
+    r2 = empirical.train(net, x2, y2, steps=t, lr=task["lr2"], x_test=x1, snapshot_steps=[t],
+                         measure_ntk=False, linearized=False, inplace=True)
+    g0 = np.concatenate([_outputs(r1, "output_train")[0], _outputs(r1, "output_test")[0]])
     th12 = task["ntk12"]
-    _, g1 = kernel_gd(th12[:n1, :n1], th12[:, :n1], y1, [task["task_steps"]], learning_rate=task["lr1"],
-                      f0_train=g0[:n1], f0_test=g0)
-    _, g2 = kernel_gd(th12[n1:, n1:], th12[:, n1:], y2, [task["task_steps"]], learning_rate=task["lr2"],
-                      f0_train=g1[0, n1:], f0_test=g1[0])
+    _, g1 = kernel_gd(th12[:n1, :n1], th12[:, :n1], y1, [t], learning_rate=task["lr1"], f0_train=g0[:n1], f0_test=g0)
+    _, g2 = kernel_gd(th12[n1:, n1:], th12[:, n1:], y2, [t], learning_rate=task["lr2"], f0_train=g1[0, n1:],
+                      f0_test=g1[0])
     return {
-        "loss_net": run.loss[steps],
+        "loss_net": run["loss"].values,
         "loss_ntk": loss_pred,
-        "f_test": run.outputs[1, n:],
+        "f_test": _outputs(run, "output_test")[-1],
         "task1_loss_init": _loss(g0[:n1], y1),
-        "task1_loss_after_task1": _loss(r1.outputs[1, :n1], y1),
-        "task1_loss_after_task2": _loss(r2.outputs[0, :n1], y1),
+        "task1_loss_after_task1": _loss(_outputs(r1, "output_train")[-1], y1),
+        "task1_loss_after_task2": _loss(_outputs(r2, "output_test")[-1], y1),
         "task1_loss_after_task1_ntk": _loss(g1[0, :n1], y1),
         "task1_loss_after_task2_ntk": _loss(g2[0, :n1], y1),
-        "diverged": bool(run.diverged or r1.diverged or r2.diverged),
+        "diverged": bool(run["diverged"].any() or r1["diverged"].any() or r2["diverged"].any()),
     }
 
 
@@ -106,8 +106,8 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     depths, widths, seeds = config["depths"], config["widths"], config["seeds"]
     tasks, theory = [], {}
     for L in depths:
-        nngp, ntk = analytic_kernels(np.concatenate([x, xt]), activation="relu", depth=L, sigma_w=SIGMA_W, sigma_b=0.0)
-        _, ntk12 = analytic_kernels(np.concatenate([x1, x2]), activation="relu", depth=L, sigma_w=SIGMA_W, sigma_b=0.0)
+        nngp, ntk = analytic_relu_kernels(np.concatenate([x, xt]), depth=L)
+        _, ntk12 = analytic_relu_kernels(np.concatenate([x1, x2]), depth=L)
         lam = float(np.linalg.eigvalsh(ntk[:n, :n])[-1])
         k1 = len(x1)
         lr = config["lr_factor"] * 2 * n / lam

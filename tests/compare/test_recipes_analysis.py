@@ -1,0 +1,256 @@
+"""The recipes' analysis on synthetic inputs with known answers (no torch training involved)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from compare.recipes import Claim, judge_band
+from compare.recipes import hanin_nica, lee_wide_linear, liu_zhu_belkin, seleznova_kutyniok, wenger_dangel_kristiadi
+from compare.recipes._analysis import (
+    first_width_within,
+    fit_exponential_rate,
+    kernel_gd,
+    ntk_gp_variance,
+    predicted_train_loss,
+    second_moment_ratio,
+)
+
+
+def _lognormal(rng: np.random.Generator, s2: float, size) -> np.ndarray:
+    """Samples with E[K^2]/E[K]^2 = exp(s2) exactly (log-normal with log-variance s2)."""
+    return np.exp(math.sqrt(s2) * rng.standard_normal(size) - s2 / 2)
+
+
+# ---------------------------------------------------------------- dispersion and rates
+def test_second_moment_ratio_recovers_lognormal_value_within_its_interval() -> None:
+    rng = np.random.default_rng(1)
+    for s2 in (0.1, 0.5, 1.0):
+        value, se, hw = second_moment_ratio(_lognormal(rng, s2, (4000, 2)), n_boot=300)
+        assert abs(value - math.exp(s2)) <= 2 * hw, (s2, value, hw)
+        assert 0 < hw < 0.5 * math.exp(s2)
+
+
+def test_second_moment_ratio_needs_two_samples() -> None:
+    with pytest.raises(ValueError, match=r"at least 2 realisations on axis 0; got shape \(1,\)"):
+        second_moment_ratio(np.ones(1))
+
+
+def test_exponential_rate_is_recovered_from_noisy_monte_carlo() -> None:
+    rng = np.random.default_rng(2)
+    true_rate = 3.5
+    betas = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.5])
+    ratio, se = [], []
+    for b in betas:
+        r, s, _ = second_moment_ratio(_lognormal(rng, true_rate * b, 3000), n_boot=200)
+        ratio.append(r)
+        se.append(s)
+    fit = fit_exponential_rate(betas, ratio, se)
+    assert abs(fit.rate - true_rate) <= fit.half_width, fit
+    assert fit.half_width < 1.0 and fit.r2 > 0.9
+    # a rate of 5 is excluded by this interval: the fit can tell the two apart
+    assert not fit.rate - fit.half_width <= 5.0 <= fit.rate + fit.half_width
+
+
+def test_exponential_rate_exact_and_through_origin() -> None:
+    x = np.array([0.1, 0.2, 0.4])
+    fit = fit_exponential_rate(x, 2.0 * np.exp(-1.5 * x))
+    assert fit.rate == pytest.approx(-1.5, abs=1e-12) and fit.intercept == pytest.approx(math.log(2.0), abs=1e-12)
+    fit0 = fit_exponential_rate(x, np.exp(4.0 * x), through_origin=True)
+    assert fit0.rate == pytest.approx(4.0, abs=1e-12) and fit0.intercept == 0.0
+    assert math.isnan(fit_exponential_rate([0.1, 0.2], [1.0, 2.0]).rate)  # too few points
+
+
+# ---------------------------------------------------------------- kernel dynamics
+def test_kernel_gd_equals_gradient_descent_on_a_linear_model() -> None:
+    rng = np.random.default_rng(3)
+    n, m, p = 6, 4, 9
+    phi_train, phi_test = rng.standard_normal((n, p)), rng.standard_normal((m, p))
+    y = rng.standard_normal(n)
+    theta = rng.standard_normal(p)
+    lr, steps = 0.3, 25
+    K = phi_train @ phi_train.T
+    ref_train, ref_test = [], []
+    for _ in range(steps + 1):
+        ref_train.append(phi_train @ theta)
+        ref_test.append(phi_test @ theta)
+        theta = theta - lr * phi_train.T @ (phi_train @ theta - y) / n  # gradient of (1/2N)|f - y|^2
+    f_train, f_test = kernel_gd(K, phi_test @ phi_train.T, y, np.arange(steps + 1), learning_rate=lr,
+                                f0_train=ref_train[0], f0_test=ref_test[0])
+    np.testing.assert_allclose(f_train, np.array(ref_train), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(f_test, np.array(ref_test), rtol=0, atol=1e-10)
+    loss = predicted_train_loss(K, ref_train[0] - y, np.arange(steps + 1), learning_rate=lr)
+    np.testing.assert_allclose(loss, 0.5 * np.mean((np.array(ref_train) - y) ** 2, axis=1), rtol=1e-10)
+
+
+def test_kernel_gd_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match=r"kernel_train \(2, 2\), kernel_test_train \(1, 3\)"):
+        kernel_gd(np.eye(2), np.ones((1, 3)), np.ones(2), [1], learning_rate=0.1)
+
+
+def test_ntk_gp_variance_matches_monte_carlo_over_initial_functions() -> None:
+    """Var over f_0 ~ GP(0, K) of kernel GD with Theta from f_0 is Lee et al.'s Eq. 16 (discrete time)."""
+    rng = np.random.default_rng(4)
+    n, m = 5, 3
+    a = rng.standard_normal((n + m, 7))
+    K = a @ a.T / 7 + 0.1 * np.eye(n + m)
+    b = rng.standard_normal((n + m, 9))
+    theta = b @ b.T / 9 + K
+    y = rng.standard_normal(n)
+    lr, step = 0.5, 30
+    f0 = rng.multivariate_normal(np.zeros(n + m), K, size=20000)
+    outs = np.stack([kernel_gd(theta[:n, :n], theta[n:, :n], y, [step], learning_rate=lr, f0_train=f[:n],
+                               f0_test=f[n:])[1][0] for f in f0[:4000]])
+    mc = outs.var(axis=0, ddof=1)
+    pred = ntk_gp_variance(theta[:n, :n], theta[n:, :n], K[:n, :n], K[n:, :n], np.diag(K)[n:], step, learning_rate=lr)
+    np.testing.assert_allclose(mc, pred, rtol=0.1)  # 4000 samples: relative s.e. of a variance ~ 2%
+    at0 = ntk_gp_variance(theta[:n, :n], theta[n:, :n], K[:n, :n], K[n:, :n], np.diag(K)[n:], 0, learning_rate=lr)
+    np.testing.assert_allclose(at0, np.diag(K)[n:], rtol=1e-12)
+
+
+def test_first_width_within() -> None:
+    assert first_width_within([64, 128, 256], [0.2, 0.05, 0.01]) == 128.0
+    assert first_width_within([256, 64, 128], [0.01, 0.2, 0.05]) == 128.0  # order of the widths does not matter
+    assert math.isnan(first_width_within([64, 128], [0.05, 0.2]))
+    assert math.isnan(first_width_within([64, 128], [0.05, math.nan]))
+
+
+def test_judge_band_refuses_uninformative_intervals() -> None:
+    assert judge_band(-0.7, 0.1, -1.0, -0.5, max_half_width=0.3) is True
+    assert judge_band(-0.2, 0.1, -1.0, -0.5, max_half_width=0.3) is False
+    assert judge_band(-0.7, 0.9, -1.0, -0.5, max_half_width=0.3) is None
+
+
+# ---------------------------------------------------------------- each recipe's analysis on synthetic datasets
+def _verdicts(claims: list[Claim]) -> list[bool | None]:
+    return [c.held for c in claims]
+
+
+def test_hanin_nica_analysis_recovers_a_known_rate(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    widths, betas, seeds = [16, 32], [0.1, 0.2, 0.3, 0.4, 0.5], 3000
+    rate = 3.4
+    diag = np.stack([[_lognormal(rng, rate * b, (seeds, 2)) * 7.0 for b in betas] for _ in widths])
+    ds = xr.Dataset(
+        {"ntk_diag_empirical": (("width", "beta", "seed", "x"), diag),
+         "beta_actual": (("width", "beta"), np.tile(betas, (2, 1)))},
+        coords={"width": widths, "beta": betas},
+    )
+    claims, figures = hanin_nica.analyse(ds, tmp_path)
+    assert len(claims) == 4 and all(f.exists() for f in figures)
+    lo, hi = claims[0].value - claims[0].uncertainty, claims[0].value + claims[0].uncertainty
+    assert lo <= rate <= hi
+    assert _verdicts(claims) == [True, False, True, True]  # exponential; not 5; in 3.1-3.7; ratio exp(1.7) > 1.5
+
+
+def _lee_dataset(rng: np.random.Generator, exponent: float) -> xr.Dataset:
+    widths, seeds, n_points = [64, 128, 256, 512, 1024], 4, 10
+    base = rng.standard_normal(n_points)
+    shape = (2, len(widths), seeds, 2, n_points)
+    scale = np.array(widths, dtype=float)[None, :, None, None, None] ** exponent
+    f_lin = np.broadcast_to(base, shape).copy()
+    f_net = f_lin + 3.0 * scale * rng.standard_normal(shape)
+    f_theory = f_net + 2.0 * np.array(widths, dtype=float)[None, :, None, None, None] ** -0.5 * rng.standard_normal(shape)
+    change = 2.0 * np.array(widths, dtype=float)[None, :, None] ** exponent * np.exp(0.05 * rng.standard_normal((2, 5, 4)))
+    dims = ("parameterization", "width", "seed")
+    return xr.Dataset(
+        {"f_net": (dims + ("step", "point"), f_net), "f_lin": (dims + ("step", "point"), f_lin),
+         "f_theory": (dims + ("step", "point"), f_theory), "kernel_change": (dims, change),
+         "diverged": (dims, np.zeros((2, 5, 4), dtype=bool))},
+        coords={"parameterization": ["ntk", "standard"], "width": widths, "step": [0, 10],
+                "point": np.arange(n_points), "split": ("point", ["train"] * 4 + ["test"] * 6),
+                "target": ("point", np.ones(n_points))},
+    )
+
+
+def test_lee_analysis_fits_known_width_exponents(tmp_path) -> None:
+    ds = _lee_dataset(np.random.default_rng(6), -0.75)
+    g = lee_wide_linear.gaps(ds)
+    assert g["gap_linearised"].dims == ("parameterization", "width", "seed")
+    claims, figures = lee_wide_linear.analyse(ds, tmp_path)
+    assert len(claims) == 6 and all(f.exists() for f in figures)
+    kc, lin, th, at_max = claims[:4]
+    assert abs(kc.value + 0.75) <= kc.uncertainty and kc.held is True
+    assert abs(lin.value + 0.75) <= lin.uncertainty and lin.held is True
+    assert abs(th.value + 0.5) <= th.uncertainty + 0.1
+    assert at_max.held is True  # gap 3 * 1024^-0.75 / |f| is well below 10%
+    # a gap that does not decay is reported as not held
+    flat = lee_wide_linear.analyse(_lee_dataset(np.random.default_rng(7), 0.0), tmp_path)[0]
+    assert flat[0].held is False and flat[1].held is False and flat[4].held is False
+
+
+def test_liu_zhu_belkin_analysis(tmp_path) -> None:
+    rng = np.random.default_rng(8)
+    widths = np.array([64, 128, 256, 512, 1024, 2048])
+    noise = np.exp(0.03 * rng.standard_normal((2, 6, 3)))
+    hess = np.stack([3.0 * widths[:, None] ** -0.5 * np.ones(3), 0.4 * np.ones((6, 3))]) * noise
+    change = np.stack([widths[:, None] ** -0.8 * np.ones(3), 0.3 * np.ones((6, 3))]) * noise[::-1]
+    dims = ("readout", "width", "seed")
+    ds = xr.Dataset({"hessian_norm": (dims, hess), "kernel_change": (dims, change),
+                     "diverged": (dims, np.zeros_like(hess, dtype=bool))},
+                    coords={"readout": ["linear", "tanh"], "width": widths, "seed": np.arange(3)})
+    claims, figures = liu_zhu_belkin.analyse(ds, tmp_path)
+    assert _verdicts(claims) == [True, True, True, True] and figures[0].exists()
+    assert claims[0].value == pytest.approx(-0.5, abs=0.05)
+    # swap the readouts: every claim now fails
+    swapped = ds.assign_coords(readout=["tanh", "linear"]).sortby("readout")
+    assert _verdicts(liu_zhu_belkin.analyse(swapped, tmp_path)[0]) == [False, False, False, False]
+
+
+def test_seleznova_kutyniok_analysis(tmp_path) -> None:
+    rng = np.random.default_rng(9)
+    acts, sw2, depths, widths = ["relu", "sigmoid"], [0.5, 2.0, 3.5], [1, 10], [50, 100]
+    seeds = 400
+    # relu: dispersion exp(s2) grows with depth only on the chaotic side; sigmoid always deterministic
+    s2 = np.zeros((2, 3, 2, 2))
+    s2[0, 2, 1, :] = 1.0
+    s2[0, 1, 1, :] = 0.3
+    diag = np.exp(np.sqrt(s2)[..., None, None] * rng.standard_normal((2, 3, 2, 2, seeds, 2)) - s2[..., None, None] / 2)
+    loss = np.full((2, 3, 2, 1), 0.05)
+    loss[0, 0, 1] = 0.9  # ordered deep relu: untrainable
+    change = np.full((2, 3, 2, 1), 0.01)
+    change[0, 2, 1] = 0.5  # chaotic deep relu: large change
+    grid = ("activation", "sigma_w2", "depth")
+    ds = xr.Dataset(
+        {"ntk_diag_empirical": (grid + ("width", "seed", "x"), diag), "loss_ratio": (grid + ("train_seed",), loss),
+         "kernel_change": (grid + ("train_seed",), change), "critical_sigma_w2": (("activation",), [2.0, 103.0])},
+        coords={"activation": acts, "sigma_w2": sw2, "depth": depths, "width": widths, "train_width": 100},
+    )
+    claims, figures = seleznova_kutyniok.analyse(ds, tmp_path)
+    assert _verdicts(claims) == [True, True, True, True, True, True] and figures[0].exists()
+    assert claims[0].value == pytest.approx(math.e, rel=0.2)
+    assert claims[2].value == pytest.approx(50.0)
+
+
+def test_wenger_dangel_kristiadi_analysis_finds_the_width_where_predictions_hold(tmp_path) -> None:
+    rng = np.random.default_rng(10)
+    widths, seeds, n_test = [32, 64, 128, 256, 512, 1024], 400, 4
+    w = np.array(widths, dtype=float)[None, :, None]
+    loss_ntk = np.full((1, 6, seeds, 2), 0.2)
+    loss_net = loss_ntk * (1 + (3.0 / np.sqrt(w))[..., None])  # rel. error 3/sqrt(w): <= 0.1 from w = 1024
+    gp_var = np.full((1, n_test), 0.5)
+    f_test = math.sqrt(0.5) * rng.standard_normal((1, 6, seeds, n_test)) * np.sqrt(1 + 20 / w)[..., None]
+    base = np.ones((1, 6, seeds))
+    ds = xr.Dataset(
+        {"loss_net": (("depth", "width", "seed", "step"), loss_net),
+         "loss_ntk": (("depth", "width", "seed", "step"), loss_ntk),
+         "f_test": (("depth", "width", "seed", "test"), f_test),
+         "ntk_gp_variance": (("depth", "test"), gp_var),
+         "diverged": (("depth", "width", "seed"), np.zeros((1, 6, seeds), dtype=bool)),
+         "task1_loss_init": (("depth", "width", "seed"), base),
+         "task1_loss_after_task1": (("depth", "width", "seed"), 0.1 * base),
+         "task1_loss_after_task2": (("depth", "width", "seed"), 0.1 * base + 0.3 * (1 + 1 / np.sqrt(w))),
+         "task1_loss_after_task1_ntk": (("depth", "width", "seed"), 0.1 * base),
+         "task1_loss_after_task2_ntk": (("depth", "width", "seed"), 0.4 * base)},
+        coords={"depth": [2], "width": widths, "seed": np.arange(seeds), "step": [0, 100]},
+    )
+    claims, figures = wenger_dangel_kristiadi.analyse(ds, tmp_path)
+    a, b, c, no_forgetting = claims
+    assert a.held is True and "from width 1024 on" in a.note and a.value == pytest.approx(3.0 / 32, rel=1e-12)
+    assert b.held is True  # ensemble variance 0.5 (1 + 20/1024) within 10% at the largest width
+    assert c.held is True and "from width 128 on" in c.note  # relative error 1/sqrt(w): 0.088 at 128
+    assert no_forgetting.held is False and no_forgetting.value == pytest.approx(0.3 * (1 + 1 / 32), rel=1e-12)
+    assert figures[0].exists()
