@@ -13,6 +13,7 @@ from ._finite_width import (
 )
 from ._meanfield import MeanField, critical_sigma_w2, mean_field, meanfield_trajectory
 from ._kernels import kernels
+from ._large_depth import large_depth_analysis
 from ._phase import phase_diagram
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "hanin_nica_beta",
     "hanin_nica_ratio",
     "kernels",
+    "large_depth_analysis",
     "mean_field",
     "meanfield_trajectory",
     "phase_diagram",
