@@ -240,3 +240,12 @@ def slope_claim_values(fit: xr.Dataset) -> tuple[float, float]:
 def as_dataarray(values: np.ndarray, dims: Sequence[str], coords: Mapping[str, Any]) -> xr.DataArray:
     """A DataArray with the given dims and only the coords that belong to them."""
     return xr.DataArray(np.asarray(values), dims=tuple(dims), coords={d: coords[d] for d in dims if d in coords})
+
+
+def label_widths(ax: Any, widths: Sequence[float]) -> None:
+    """Log-scaled width axis labelled with the widths themselves (no 2x10^1-style ticks)."""
+    ax.set_xscale("log")
+    ax.set_xticks([float(w) for w in widths], [str(int(w)) for w in widths])
+    from matplotlib.ticker import NullLocator
+
+    ax.xaxis.set_minor_locator(NullLocator())

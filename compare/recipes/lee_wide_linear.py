@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from .._data import load_digits
 from .._metrics import function_distance, relative_kernel_change, width_scaling_exponent
 from ._analysis import kernel_gd
-from ._base import Recipe, map_tasks, register, slope_claim_values
+from ._base import Recipe, label_widths, map_tasks, register, slope_claim_values
 from ._report import Claim, judge_band, judge_threshold
 
 #: A slope whose 95% CI is wider than this (half-width) is not testable at the scale run.
@@ -208,6 +208,7 @@ def _figure_gaps(ds: xr.Dataset, g: xr.Dataset, fits, path: Path) -> None:
         ax.loglog(widths, ref * (widths / widths[0]) ** -0.5, "k--", label="∝ width^-1/2")
         ax.set_xlabel("width")
         ax.set_ylabel("relative gap")
+        label_widths(ax, widths)
         ax.set_title(f"{p} parameterisation")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from .._metrics import relative_kernel_change, width_scaling_exponent
-from ._base import Recipe, map_tasks, register, slope_claim_values
+from ._base import Recipe, label_widths, map_tasks, register, slope_claim_values
 from ._report import Claim, judge_band
 from .lee_wide_linear import digits_task
 
@@ -125,6 +125,7 @@ def _figure(ds: xr.Dataset, fits, path: Path) -> None:
         first = float(np.exp(np.log(ds[v].sel(readout="linear")).mean("seed"))[0])
         ax.loglog(widths, first * (widths / widths[0]) ** -0.5, "k--", label="∝ width^-1/2")
         ax.set_xlabel("width m")
+        label_widths(ax, widths)
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from .._data import load_digits
 from ._analysis import first_width_within, kernel_gd, ntk_gp_variance, predicted_train_loss
-from ._base import Recipe, map_tasks, register
+from ._base import Recipe, label_widths, map_tasks, register
 from ._report import Claim, judge_threshold
 from .lee_wide_linear import analytic_relu_kernels
 
@@ -234,6 +234,7 @@ def _figure(ds: xr.Dataset, e: xr.Dataset, path: Path) -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("width")
+        label_widths(ax, widths)
         ax.set_ylabel("relative error of the NTK prediction")
         ax.set_title(title)
         ax.legend(fontsize=8)
