@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from torch.func import functional_call, grad, jvp
+from torch.func import functional_call
 
 from ntktheory._validate import check_choice, check_int
 from ntktheory.activations import ActivationSpec
@@ -46,6 +46,25 @@ def _flat(model: nn.Module):
         return functional_call(model, (params, frozen, buffers), (x,))
 
     return theta0, call
+
+
+def _hvp(objective: Callable[[torch.Tensor], torch.Tensor], theta0: torch.Tensor):
+    """Hessian-vector products of a scalar function at theta0 (Pearlmutter's reverse-over-reverse).
+
+    The gradient graph is built once (create_graph=True); each product is one backward pass
+    through it, so an iterative eigensolver pays one extra backward per iteration.
+    """
+    theta = theta0.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (g,) = torch.autograd.grad(objective(theta), theta, create_graph=True)
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        if not g.requires_grad:  # the objective is linear in theta: zero Hessian
+            return torch.zeros_like(v)
+        (hv,) = torch.autograd.grad(g, theta, grad_outputs=v, retain_graph=True, allow_unused=True)
+        return torch.zeros_like(v) if hv is None else hv.detach()
+
+    return hvp
 
 
 def _spectral_norm(hvp: Callable[[torch.Tensor], torch.Tensor], theta0: torch.Tensor, method: str,
@@ -163,8 +182,7 @@ def model_hessian_norm(
                 out = call(flat, xt)[0]
                 return torch.dot(v, psi(out) if psi is not None else out)
 
-            grad_g = grad(g)
-            norms.append(_spectral_norm(lambda u: jvp(grad_g, (theta0,), (u,))[1], theta0, method, iterations, seed))
+            norms.append(_spectral_norm(_hvp(g, theta0), theta0, method, iterations, seed))
     return max(norms)
 
 
@@ -203,9 +221,8 @@ def loss_hessian_norm(
     def objective(flat):
         return _loss_and_grad_f(loss, call(flat, xt), yt)[0]
 
-    grad_l = grad(objective)
     with exact_matmul():
-        return _spectral_norm(lambda u: jvp(grad_l, (theta0,), (u,))[1], theta0, method, iterations, seed)
+        return _spectral_norm(_hvp(objective, theta0), theta0, method, iterations, seed)
 
 
 def gradient_norms(

@@ -309,10 +309,10 @@ def train(
         if linearized:
             fl = f_lin[:n] if lin_alive else nan_out
             rec["loss_linearized"].append(_loss_and_grad_f(loss, fl, y)[0].item() if lin_alive else float("nan"))
-            rec["output_train_linearized"].append(fl.cpu().numpy())
+            rec["output_train_linearized"].append(fl.cpu().numpy().copy())  # f_lin is updated in place
             if xt is not None:
                 rec["output_test_linearized"].append(
-                    f_lin[n:].cpu().numpy() if lin_alive else np.full((xt.shape[0], k), np.nan)
+                    f_lin[n:].cpu().numpy().copy() if lin_alive else np.full((xt.shape[0], k), np.nan)
                 )
         rec["diverged"].append(not alive)
         rec["diverged_linearized"].append(linearized and not lin_alive)
