@@ -95,7 +95,7 @@ def _panel_grid(n: int):
 
 
 def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str, reference: float | None,
-                path: Path) -> Path:
+                path: Path, reference_label: str = "theory") -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = _panel_grid(ds.sizes["activation"])
@@ -112,7 +112,8 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
                 label = f"{i} (σw²={float(ds.sigma_w2.sel(activation=a, init=i)):.2f}), L={int(d)}"
                 if fit is not None:
                     s = fit.sel(activation=a, init=i, depth=d)
-                    label += f": slope {float(s.slope):+.2f} [{float(s.slope_low):+.2f}, {float(s.slope_high):+.2f}]"
+                    label += (f": slope {float(s.slope):+.2f}, 95% CI [{float(s.slope_low):+.2f}, "
+                              f"{float(s.slope_high):+.2f}]")
                 ax.errorbar(widths, mean, yerr=err, color=colors[ii % len(colors)], ls=styles[jd % len(styles)],
                             marker="o", ms=3, capsize=2, label=label)
         if reference is not None:
@@ -120,7 +121,7 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
             anchor = float(good.isel(width=0).median(skipna=True))
             if np.isfinite(anchor) and anchor > 0:
                 ax.plot(widths, anchor * (widths / widths[0]) ** reference, color="k", ls="--", lw=1.2,
-                        label=f"width^{reference:g} (theory)")
+                        label=f"∝ width^{reference:g} ({reference_label})")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("width n")
@@ -151,8 +152,8 @@ def plot_kernel_change(ds: xr.Dataset, path: str | Path) -> Path:
     return _width_plot(
         ds, ds.ntkgap.kernel_change(),
         ylabel=f"|Θ_t − Θ_0|_F / |Θ_0|_F after {steps} GD steps",
-        title="NTK change during training (lazy regime: → 0 with width)",
-        reference=-0.5, path=Path(path),
+        title="NTK change during training (lazy regime: → 0 with width; log-log slopes fitted)",
+        reference=-0.5, path=Path(path), reference_label="Lee et al. 2019 bound",
     )
 
 
@@ -169,7 +170,8 @@ def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path | None:
     path = Path(path)
     sw2 = ds.sigma_w2.values
     sb2 = ds.sigma_b2.values
-    sb_grid = np.linspace(0.0, max(0.3, 1.5 * float(np.max(sb2))), 41)
+    # the critical line rises like a square root from sigma_b2 = 0: resolve it geometrically
+    sb_grid = np.concatenate([[0.0], np.geomspace(1e-5, max(0.3, 1.5 * float(np.max(sb2))), 48)])
     sw_max = max(4.0, 1.2 * float(np.max(sw2)))
     try:
         from . import _plot_phase  # written by the phase-diagram engineer
@@ -181,15 +183,20 @@ def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path | None:
     fig, axes = _panel_grid(ds.sizes["activation"])
     for ax, a in zip(axes, ds.activation.values):
         drawn = False
-        if _plot_phase is not None and has_phase and hasattr(_plot_phase, "plot_phase_diagram"):
-            try:
-                ph = ntktheory.phase_diagram(str(a), sigma_w2=np.linspace(0.1, sw_max, 120), sigma_b2=sb_grid)
-                _plot_phase.plot_phase_diagram(ph, ax=ax)
-                drawn = True
-            except Exception:  # fall back to the critical line below
-                drawn = False
+        ph = None
+        if has_phase:
+            ph = ntktheory.phase_diagram(str(a), sigma_w2=np.linspace(0.05, sw_max, 96), sigma_b2=sb_grid)
+            if _plot_phase is not None and hasattr(_plot_phase, "plot_phase_diagram"):
+                try:
+                    _plot_phase.plot_phase_diagram(ph, ax=ax)
+                    drawn = True
+                except (TypeError, ValueError, KeyError):  # another signature: draw it here instead
+                    drawn = False
         if not drawn:
-            crit = np.array([ntktheory.critical_sigma_w2(str(a), float(b)) for b in sb_grid])
+            if ph is not None and "critical_sigma_w2" in ph:
+                crit = ph["critical_sigma_w2"].values
+            else:
+                crit = np.array([ntktheory.critical_sigma_w2(str(a), float(b)) for b in sb_grid])
             ax.plot(crit, sb_grid, "k-", lw=1.5, label="critical line (χ₁ = 1)")
             ax.fill_betweenx(sb_grid, 0, crit, color="tab:blue", alpha=0.12, label="ordered (χ₁ < 1)")
             ax.fill_betweenx(sb_grid, crit, sw_max, color="tab:red", alpha=0.12, label="chaotic (χ₁ > 1)")

@@ -92,14 +92,14 @@ class SweepStore:
         if final.exists():
             return
         tmp = self.tasks_path / f".tmp-{key}-{os.getpid()}-{next(_counter)}"
-        ds.to_zarr(str(tmp), mode="w", zarr_format=2, consolidated=True)
+        ds.to_zarr(str(tmp), mode="w", zarr_format=2, consolidated=False)
         try:
             os.rename(tmp, final)
         except OSError:  # another writer committed the same task first: identical by construction
             shutil.rmtree(tmp, ignore_errors=True)
 
     def read_task(self, key: str) -> xr.Dataset:
-        with xr.open_zarr(str(self.tasks_path / key), consolidated=True) as ds:
+        with xr.open_zarr(str(self.tasks_path / key), consolidated=False) as ds:
             return ds.load()
 
     def write_combined(self, ds: xr.Dataset) -> xr.Dataset:

@@ -278,11 +278,13 @@ def run_sweep(
     -------
     SweepResult
     """
+    provenance: dict[str, str] = {}
     if task_fn is None:
-        from ._tasks import data_variables, measure
+        from ._tasks import DEVICE, data_variables, measure
 
         task_fn = measure
         data = data_variables(config) if data is None else data
+        provenance = {"device": DEVICE, "dtype": config.dtype}
     tasks = plan_tasks(config)  # resolves 'critical' points: fails here, before any work
     identity = to_json({"config": config.to_dict(), "task": _task_name(task_fn)})
     store = SweepStore(out, identity, attrs={"creation_time": provenance_attrs()["creation_time"]})
@@ -328,7 +330,8 @@ def run_sweep(
     combined = combine_results(config, tasks, results, data)
     n_failed = sum(int(combined[v].sum()) for v in ("failed", "theory_failed") if v in combined)
     combined.attrs = {
-        **provenance_attrs(config.to_dict(), seeds=config.seeds, created=store.attrs.get("creation_time")),
+        **provenance_attrs(config.to_dict(), seeds=config.seeds, created=store.attrs.get("creation_time"),
+                           **provenance),
         **combined.attrs,
         "task_function": _task_name(task_fn),
     }

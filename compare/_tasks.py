@@ -26,7 +26,11 @@ from ._config import DataSpec, SweepConfig
 from ._metrics import function_distance
 from ._sweep import Task
 
-__all__ = ["data_variables", "learning_rate", "load_points", "measure"]
+__all__ = ["DEVICE", "data_variables", "learning_rate", "load_points", "measure"]
+
+#: Where the finite networks of a sweep run: the CPU, so that a result does not depend on which
+#: worker (with or without a GPU) ran it.
+DEVICE = "cpu"
 
 #: A loss above this multiple of the initial loss (or a non-finite one) counts as diverged.
 DIVERGENCE_FACTOR = 1e6
@@ -115,7 +119,7 @@ def _empirical(task: Task, config: SweepConfig, x: np.ndarray, y: np.ndarray, tr
     net = empirical.MLP(
         x.shape[1], task.width, task.depth, task.activation,
         sigma_w=math.sqrt(task.sigma_w2), sigma_b=math.sqrt(task.sigma_b2),
-        parameterization=config.parameterization, out_features=1, seed=task.seed, dtype=dtype, device="cpu",
+        parameterization=config.parameterization, out_features=1, seed=task.seed, dtype=dtype, device=DEVICE,
     )
     xt = torch.as_tensor(x, dtype=dtype)
     with torch.no_grad():
