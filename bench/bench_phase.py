@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "ntktheory"))
-import _meanfield_reference as ref  # noqa: E402
+import _meanfield_reference as ref
 
-import ntktheory  # noqa: E402
+import ntktheory
 
 FIELDS = ("q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c")
 
@@ -49,6 +49,12 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     idx = [(int(i), int(j)) for i, j in rng.integers(0, 400, size=(args.sample, 2))]
+    # plus the chaotic grid points nearest the critical line (c* close to 1: the hardest case)
+    crit = ds.critical_sigma_w2.values
+    for j in rng.integers(0, 400, size=4):
+        i = int(np.searchsorted(w, crit[j]))
+        if i < w.size:
+            idx.append((i, int(j)))
     funcs = ref.tanh_functions()
     worst = dict.fromkeys(FIELDS, 0.0)
     t0 = time.perf_counter()
@@ -72,7 +78,8 @@ def main() -> None:
     print(f"| ntktheory.phase_diagram, warm (all fields + critical line) | {warm:.2f} s | 1 |")
     print(f"| ntktheory.phase_diagram, warm, fields only | {warm_fields:.2f} s | |")
     print(f"| ntktheory.phase_diagram, first call incl. compile/load (50 x 50) | {cold:.2f} s | |")
-    print(f"| scipy quad + brentq per point, {len(idx)} sampled points -> 160000 extrapolated "
+    print(f"| scipy quad + brentq per point, {len(idx)} sampled points (4 next to the critical line) "
+          "-> 160000 extrapolated "
           f"({per_point:.2f} s/point) | {scipy_total:.0f} s ({scipy_total / 3600:.1f} h) "
           f"| {scipy_total / warm:.0f}x |")
     print()

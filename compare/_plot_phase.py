@@ -49,7 +49,9 @@ def plot_phase_diagram(ds, path: str | Path, *, dpi: int = 130) -> Path:
 
     for name in ("chi_1", "xi_c"):
         if name not in ds:
-            raise ValueError(f"`ds` must be a phase_diagram Dataset with variable {name!r}; got {list(ds.data_vars)!r}.")
+            raise ValueError(
+                f"`ds` must be a phase_diagram Dataset with variable {name!r}; got {list(ds.data_vars)!r}."
+            )
     w = ds.sigma_w2.values
     b = ds.sigma_b2.values
     chi = ds.chi_1.transpose("sigma_b2", "sigma_w2").values

@@ -49,7 +49,7 @@ import numpy as np
 from . import _gauss
 from .activations import Activation, ActivationSpec, get_activation
 
-__all__ = ["MeanField", "PHASE_CODES", "critical_sigma_w2", "mean_field", "meanfield_trajectory"]
+__all__ = ["PHASE_CODES", "MeanField", "critical_sigma_w2", "mean_field", "meanfield_trajectory"]
 
 #: Integer codes of the ``phase`` variable (CF ``flag_values`` / ``flag_meanings``).
 PHASE_CODES: dict[str, int] = {"ordered": 0, "critical": 1, "chaotic": 2}
@@ -183,7 +183,7 @@ def _length_only(act: Activation, sw2: np.ndarray, sb2: np.ndarray) -> tuple[np.
 def _hermite_matrix(kmax: int, q_top: float) -> tuple[np.ndarray, np.ndarray]:
     """Nodes z_m and H[m, k] = W_m h_k(z_m) on [-13, 13] (W_m with the Gaussian density)."""
     width = min(1.5, 12.0 / math.sqrt(kmax + 1.0), 1.6 / math.sqrt(max(q_top, 1e-300)))
-    panels = int(math.ceil(2.0 * _Z_COEF / width))
+    panels = math.ceil(2.0 * _Z_COEF / width)
     panels += panels % 2
     z, w = _gauss.composite_legendre(-_Z_COEF, _Z_COEF, panels)
     w = w * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)

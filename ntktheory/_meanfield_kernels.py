@@ -264,7 +264,7 @@ _STENCIL = 8
 def _stencil(u, h, size):
     """First index and the 8 Lagrange weights for abscissa u on the grid t_i = i h."""
     x = u / h
-    i0 = int(math.floor(x)) - 3
+    i0 = int(math.floor(x)) - 3  # noqa: RUF046  (numba: make the index type explicit)
     if i0 < 0:
         i0 = 0
     if i0 > size - _STENCIL:

@@ -7,10 +7,10 @@ fixed points. Slow (seconds per point): use on a few points.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
-import numpy as np
 from scipy import integrate, optimize
 
 _SQRT2PI = math.sqrt(2.0 * math.pi)
@@ -23,7 +23,7 @@ def _quad(f, a: float, b: float, points=()) -> float:
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
         return math.fsum(
             integrate.quad(f, lo, hi, epsabs=1e-15, epsrel=1e-13, limit=400)[0]
-            for lo, hi in zip(edges[:-1], edges[1:])
+            for lo, hi in itertools.pairwise(edges)
         )
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 
+import _meanfield_reference as ref  # tests/ntktheory is on sys.path (pytest rootdir import)
 import numpy as np
 import pytest
 
 import ntktheory
 from ntktheory import _gauss
 from ntktheory.activations import get_activation
-
-import _meanfield_reference as ref  # tests/ntktheory is on sys.path (pytest rootdir import)
 
 TOL = {"q_star": 1e-9, "c_star": 1e-9, "chi_1": 1e-9, "chi_c": 1e-9, "xi_q": 1e-9, "xi_c": 1e-9}
 EXACT = 1e-13
@@ -185,18 +184,36 @@ def test_relu_trajectory_matches_arccos_map_and_critical_power_law():
     assert ratio == pytest.approx(1.0, abs=0.03)
 
 
-def test_tanh_trajectory_converges_to_c_star_at_rate_chi_c():
+def test_erf_trajectory_converges_to_c_star_at_rate_chi_c():
     from scipy import stats
 
-    mf = ntktheory.mean_field("tanh", 2.5, 0.1)
-    ds = ntktheory.meanfield_trajectory([1.0, 0.2, -0.5], [0.3, 1.0, 0.4], activation="tanh", depth=120,
+    mf = ntktheory.mean_field("erf", 2.5, 0.1)
+    ds = ntktheory.meanfield_trajectory([1.0, 0.2, -0.5], [0.3, 1.0, 0.4], activation="erf", depth=100,
                                         sigma_w2=2.5, sigma_b2=0.1)
     assert float(ds.q1[-1]) == pytest.approx(float(mf.q_star), abs=1e-9)
     gap = np.abs(ds.c.values - float(mf.c_star))
     layers = ds.layer.values
-    sel = (layers >= 20) & (gap > 1e-11)
+    sel = (layers >= 40) & (gap > 1e-11)
     fit = stats.linregress(layers[sel], np.log(gap[sel]))
     assert fit.slope == pytest.approx(math.log(float(mf.chi_c)), rel=1e-2)
+
+
+def test_tanh_trajectory_matches_scipy_reference():
+    x1, x2 = np.array([1.0, 0.2, -0.5]), np.array([0.3, 1.0, 0.4])
+    w, b = 1.7, 0.1
+    ds = ntktheory.meanfield_trajectory(x1, x2, activation="tanh", depth=2, sigma_w2=w, sigma_b2=b)
+    phi = ref.tanh_functions()[0]
+    q1, q2 = w * x1 @ x1 / 3 + b, w * x2 @ x2 / 3 + b
+    q12 = w * x1 @ x2 / 3 + b
+    for layer in range(3):
+        c = q12 / math.sqrt(q1 * q2)
+        assert float(ds.c[layer]) == pytest.approx(c, abs=1e-10)
+        assert float(ds.q1[layer]) == pytest.approx(q1, abs=1e-10)
+        # next layer, the bivariate expectation with unequal variances via the standardised form
+        s1, s2 = math.sqrt(q1), math.sqrt(q2)
+        e12 = ref.gauss2(lambda u, s=s1: phi(s * u), lambda u, s=s2: phi(s * u), 1.0, c)
+        q1, q2, q12 = (w * ref.gauss1(lambda u: phi(u) ** 2, q1) + b, w * ref.gauss1(lambda u: phi(u) ** 2, q2) + b,
+                       w * e12 + b)
 
 
 @pytest.mark.parametrize(

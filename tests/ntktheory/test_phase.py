@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import math
 
+import _meanfield_reference as ref  # tests/ntktheory is on sys.path (pytest rootdir import)
 import numpy as np
 import pytest
 import xarray as xr
 
-import _meanfield_reference as ref  # tests/ntktheory is on sys.path (pytest rootdir import)
 import ntktheory
 
 W = np.linspace(0.6, 4.0, 40)
