@@ -153,7 +153,7 @@ def _pack_upper(nngp, var1, var2, offsets, symmetric, q1, q2, q12):
             e = offsets[i] + (j - j0)
             q1[e] = var1[i]
             q2[e] = var2[j]
-            q12[e] = nngp[i, j]
+            q12[e] = var1[i] if (symmetric and j == i) else nngp[i, j]  # c = 1 exactly on the diagonal
 
 
 @njit(cache=True, parallel=True)
@@ -198,7 +198,7 @@ def _arccos_layer(nngp, ntk, var1, var2, kind, slope, sw2, sb2, a_ntk, w_ntk, sy
         for j in range(j0, n2):
             q1 = var1[i]
             q2 = var2[j]
-            q12 = nngp[i, j]
+            q12 = q1 if (symmetric and j == i) else nngp[i, j]  # c = 1 exactly on the diagonal
             if q1 <= 0.0 or q2 <= 0.0:
                 pp = 0.0
                 dd = 0.0

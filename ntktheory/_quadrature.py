@@ -310,10 +310,10 @@ def _check_variances(q1, q2, q12):
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (q1, q2, q12)))
     for name, arr in zip(("q1", "q2", "q12"), arrays):
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"`{name}` must be finite; got {arr[~np.isfinite(arr)].flat[0]!r}.")
+            raise ValueError(f"`{name}` must be finite; got {float(arr[~np.isfinite(arr)].flat[0])!r}.")
     for name, arr in zip(("q1", "q2"), arrays[:2]):
         if np.any(arr < 0):
-            raise ValueError(f"variances `{name}` must be >= 0; got {arr.min()!r}.")
+            raise ValueError(f"variances `{name}` must be >= 0; got {float(arr.min())!r}.")
     return arrays
 
 

@@ -1,0 +1,87 @@
+"""Closed-form Gaussian expectations of the registry's activations against quadrature.
+
+Each closed form (relu, leaky_relu 0.1 / 0.2, abs, erf, sin, identity, step, gelu) is compared with
+ntktheory's bivariate quadrature of the same activation's phi and phi' (Mehler series with a
+rigorous tail bound, or graded direct 2-D quadrature), over variances from 0 to 50 and
+correlations including c = +-1. Tolerance: tolerances.CLOSED_VS_QUAD relative to the
+Cauchy-Schwarz scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tolerances as tol  # tests/ntktheory is on sys.path (pytest rootdir import)
+
+import ntktheory
+from ntktheory import _closed_forms
+from ntktheory._gauss import expect
+from ntktheory._quadrature import bivariate_expectation
+from ntktheory.activations import Activation, get_activation, leaky_relu
+
+GRID = [  # (q1, q2, c)
+    (1.0, 1.0, 0.5),
+    (0.3, 2.0, -0.7),
+    (4.0, 4.0, 0.95),
+    (20.0, 5.0, 0.3),
+    (50.0, 50.0, -0.2),
+    (1e-3, 3.0, 0.6),
+    (2.0, 2.0, 1.0),
+    (3.0, 3.0, -1.0),
+    (2.0, 0.5, 1.0),
+    (0.0, 2.0, 0.0),
+]
+
+ACTIVATIONS = {
+    "relu": get_activation("relu"),
+    "leaky_relu_0.1": leaky_relu(negative_slope=0.1),
+    "leaky_relu_0.2": leaky_relu(negative_slope=0.2),
+    "abs": get_activation("abs"),
+    "erf": get_activation("erf"),
+    "sin": get_activation("sin"),
+    "identity": get_activation("identity"),
+    "step": get_activation("step"),
+    "gelu": get_activation("gelu"),
+}
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_closed_form_matches_quadrature(name):
+    act = ACTIVATIONS[name]
+    assert act.has_closed_form
+    q1, q2, c = (np.array(v) for v in zip(*GRID))
+    q12 = c * np.sqrt(q1 * q2)
+    pp, dd = act.gaussian_expectations(q1, q2, q12)
+    for closed, f in ((pp, act.phi), (dd, act.dphi)):
+        quad = bivariate_expectation(f, f, q1, q2, q12, breakpoints=act.kinks)
+        m1 = expect([f, f], q1, breakpoints=act.kinks)
+        m2 = expect([f, f], q2, breakpoints=act.kinks)
+        scale = np.sqrt(m1 * m2)
+        err = np.abs(closed - quad)
+        assert np.all(err <= tol.CLOSED_VS_QUAD * np.maximum(scale, 1e-300) + 1e-300), (name, err / scale)
+
+
+def test_gelu_is_registered_with_its_closed_form():
+    gelu = get_activation("gelu")
+    assert gelu.closed_form is _closed_forms.gelu
+    # E[gelu(u)^2] at q = 1 by the univariate rule
+    pp, _ = gelu.gaussian_expectations(1.0, 1.0, 1.0)
+    assert abs(float(pp) - float(expect([gelu.phi, gelu.phi], 1.0))) < 1e-14
+
+
+def test_arccos_fast_path_matches_generic_closed_forms():
+    """The fused relu/leaky/abs/step kernel layer equals the _closed_forms functions applied
+    entrywise (the same activation with another name takes the generic closed-form path)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 5))
+    x[3] = 0.0  # a zero input: q = 0 rows with sigma_b = 0
+    for act in (get_activation("relu"), leaky_relu(negative_slope=0.2), get_activation("abs"),
+                get_activation("step")):
+        twin = Activation("twin_" + act.name, act.expression, act.params, closed_form=act.closed_form)
+        for sigma_b in (0.0, 0.3):
+            for kwargs in ({}, {"parameterization": "standard", "width": 50}):
+                fast = ntktheory.kernels(x, activation=act, depth=3, sigma_w=1.3, sigma_b=sigma_b, **kwargs)
+                slow = ntktheory.kernels(x, activation=twin, depth=3, sigma_w=1.3, sigma_b=sigma_b, **kwargs)
+                assert "closed_form_fused" in fast.attrs["quadrature"]
+                for var in ("nngp", "ntk"):
+                    np.testing.assert_allclose(fast[var].values, slow[var].values, rtol=1e-13, atol=1e-13)
