@@ -210,7 +210,7 @@ X = np.ones((3, 2))
     ("args", "kwargs", "exc", "match"),
     [
         ((np.ones(3),), {}, ValueError, r"`x1` must be 2-D with shape \(n_points, n_features\); got shape \(3,\)"),
-        ((np.array([[1.0, np.nan]]),), {}, ValueError, r"`x1` must be finite; entry \(0, 1\) is nan"),
+        ((np.array([[1.0, np.nan]]),), {}, ValueError, r"`x1` must be finite; entry \(0, 1\) is .*nan"),
         ((X, np.ones((2, 3))), {}, ValueError, r"`x2` has 3 features but the other input has 2"),
         ((X,), {"sigma_w": 0.0}, ValueError, r"`sigma_w` must be > 0, got 0.0"),
         ((X,), {"sigma_b": -0.1}, ValueError, r"`sigma_b` must be >= 0, got -0.1"),
