@@ -74,6 +74,10 @@ def plot_phase_diagram(ds, path: str | Path, *, dpi: int = 130) -> Path:
         cs = ax.contour(w, b, xi_plot, levels=list(XI_C_LEVELS), colors="0.15", linewidths=0.8,
                         linestyles="dashed")
         ax.clabel(cs, fmt=lambda v: rf"$\xi_c$={v:g}", fontsize=8)
+    if "length_diverges" in ds and int(ds.length_diverges.sum()) and w.size > 1 and b.size > 1:
+        div = ds.length_diverges.transpose("sigma_b2", "sigma_w2").values.astype(float)
+        ax.contourf(w, b, div, levels=[0.5, 1.5], colors="none", hatches=["//"])
+        ax.plot([], [], color="none", label=r"hatched: $q^*=\infty$ (length diverges)")
     if "critical_sigma_w2" in ds:
         crit = ds.critical_sigma_w2.values
         ok = np.isfinite(crit)

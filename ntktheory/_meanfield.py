@@ -14,7 +14,7 @@ arXiv:1611.01232), with z ~ N(0, 1) and variances sigma_w^2 = ``sigma_w2``, sigm
 * chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] (Schoenholz eq. 5); chi_c = sigma_w^2 E[phi'(u1) phi'(u2)]
   at (q*, c*), the slope of the correlation map at c* (= chi_1 when c* = 1).
 * xi_q = -1 / log(chi_1 + sigma_w^2 E[phi''(sqrt(q*) z) phi(sqrt(q*) z)]) (the slope of the
-  length map at q*; Schoenholz eq. 7, up to their typo of the sign), xi_c = -1 / log(chi_c)
+  length map at q*; Schoenholz et al. eq. 7), xi_c = -1 / log(chi_c)
   (Schoenholz eq. 9). A slope >= 1 gives inf (the critical line: xi_c = inf exactly where
   chi_1 = 1); a slope of 0 gives 0.
 * phase: ordered where chi_1 < 1, critical where |chi_1 - 1| <= ``critical_tol``, chaotic where
@@ -448,6 +448,15 @@ def critical_sigma_w2(activation: ActivationSpec, sigma_b2: object = 0.0, *, xto
     float or ndarray
         Same shape as ``sigma_b2`` (a float for a scalar); NaN where chi_1 stays below 1 for all
         sigma_w^2 <= 1e6 or exceeds 1 for all sigma_w^2 >= 1e-8.
+
+    Notes
+    -----
+    Without bias, a smooth phi with phi(0) = 0 != phi'(0) has its boundary exactly at
+    1 / phi'(0)^2 (tanh: 1, erf: pi / 4), where q* = 0 loses stability; chi_1 approaches 1 only
+    quadratically from the chaotic side there, so the exact value is returned. For activations
+    whose length map is bistable (gelu, swish, x tanh(x): q* = 0 and q* = inf both attract),
+    chi_1 jumps across 1 where the iteration from q^1 = sigma_w^2 + sigma_b^2 switches branch;
+    the location of that jump is returned.
 
     Raises
     ------
