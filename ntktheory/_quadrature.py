@@ -111,6 +111,15 @@ def _relative_tails(a: np.ndarray, second_moment: np.ndarray) -> np.ndarray:
     return t
 
 
+def _squared(f: ElementwiseFunction) -> ElementwiseFunction:
+    """x -> f(x)^2 with one evaluation of f (``expect([f, f])`` would evaluate it twice)."""
+
+    def square(x: np.ndarray) -> np.ndarray:
+        return np.square(f(x))
+
+    return square
+
+
 class _Series:
     """Hermite coefficients and relative tails of several functions at several variances."""
 
@@ -118,7 +127,7 @@ class _Series:
                  breakpoints: tuple[float, ...]) -> None:
         z, h = _hermite_rule(panels, kmax)
         self.coef = np.stack([_coefficients(f, q, z, h) for f in funcs])  # (P, N, K+1)
-        self.second_moment = np.stack([_gauss.expect([f, f], q, breakpoints=breakpoints) for f in funcs])
+        self.second_moment = np.stack([_gauss.expect([_squared(f)], q, breakpoints=breakpoints) for f in funcs])
         self.tails = np.stack([_relative_tails(a, m) for a, m in zip(self.coef, self.second_moment)])
 
 

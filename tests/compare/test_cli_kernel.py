@@ -1,0 +1,43 @@
+"""``ntkgap kernel``: built-in example table, .npy inputs to NetCDF, error exit codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+import ntktheory
+from compare import cli
+
+
+def test_builtin_example_prints_table(capsys):
+    assert cli.main(["kernel", "--activation", "relu", "--depth", "2", "--sigma-w", "1.4142135623730951"]) == 0
+    out = capsys.readouterr().out
+    assert "| angle(x1_0, x1_j) / pi | NNGP | NTK |" in out
+    # angle 0 row (THEORY.md): relu at sigma_w^2 = 2, |x|^2 = d: Sigma(x, x) = 2, Theta(x, x) = 2 (L + 1)
+    assert "| 0.000 | 2.0000000000 | 6.0000000000 |" in out
+
+
+def test_npy_inputs_to_netcdf(tmp_path):
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((5, 4)), rng.standard_normal((3, 4))
+    np.save(tmp_path / "x1.npy", x1)
+    np.save(tmp_path / "x2.npy", x2)
+    out = tmp_path / "K.nc"
+    argv = ["kernel", "--inputs", str(tmp_path / "x1.npy"), "--inputs2", str(tmp_path / "x2.npy"), "--activation",
+            "tanh", "--depth", "3", "--sigma-w", "1.5", "--sigma-b", "0.1", "--all-depths", "--out", str(out)]
+    assert cli.main(argv) == 0
+    ds = xr.open_dataset(out)
+    want = ntktheory.kernels(x1, x2, activation="tanh", depth=3, sigma_w=1.5, sigma_b=0.1, all_depths=True)
+    np.testing.assert_array_equal(ds.ntk.values, want.ntk.values)
+    assert ds.ntk.dims == ("depth", "x1", "x2")
+    assert ds.attrs["activation"] == "tanh"
+    ds.close()
+
+
+def test_errors_exit_2(tmp_path, capsys):
+    assert cli.main(["kernel", "--parameterization", "standard"]) == 2
+    assert "`width` is required with parameterization='standard'" in capsys.readouterr().err
+    assert cli.main(["kernel", "--out", str(tmp_path / "K.zarr")]) == 2
+    assert "--out must end in .nc" in capsys.readouterr().err
+    assert cli.main(["kernel", "--inputs", str(tmp_path / "missing.npy")]) == 2
+    assert "could not be read as a .npy array" in capsys.readouterr().err
