@@ -182,6 +182,14 @@ class TorchActivation(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         return self._fn(u)
 
+    def __deepcopy__(self, memo: dict) -> TorchActivation:
+        # The spec is immutable and may cache a compiled numba module (not copyable): share it.
+        new = type(self).__new__(type(self))
+        nn.Module.__init__(new)
+        new.spec, new._fn = self.spec, self._fn
+        memo[id(self)] = new
+        return new
+
     def extra_repr(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.spec.params)
         return f"{self.spec.name!r}{', ' + params if params else ''}"

@@ -134,3 +134,13 @@ def test_cuda_unavailable_error():
 def test_untranslatable_expression_error():
     with pytest.raises(ValueError, match=r"cannot translate .* into torch"):
         empirical.torch_activation("atanh(tanh(x)/2)")
+
+
+def test_deepcopy_after_ntktheory_compiled_the_activation():
+    import copy
+
+    net = empirical.MLP(2, 4, 1, "tanh", device="cpu")
+    net.activation.compiled  # ntktheory caches a numba module on the (shared) Activation
+    twin = copy.deepcopy(net)
+    x = torch.randn(3, 2, dtype=torch.float64)
+    assert torch.equal(twin(x), net(x)) and twin.activation is net.activation
