@@ -16,6 +16,7 @@ from ._data import (
 from ._metrics import (
     cka,
     condition_number,
+    diagonal_relative_variance,
     eigenvalues,
     function_distance,
     kernel_regression_prediction,
@@ -41,6 +42,7 @@ __all__ = [
     "cka",
     "combine_results",
     "condition_number",
+    "diagonal_relative_variance",
     "eigenvalues",
     "function_distance",
     "kernel_regression_prediction",

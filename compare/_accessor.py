@@ -59,6 +59,34 @@ class NtkgapAccessor:
         out.name = f"{kind}_relative_variance"
         return out
 
+    def diagonal_relative_variance(self, kind: str = "ntk", dim: str = "seed") -> xr.DataArray:
+        """Var/E^2 of K(x, x) over seeds, averaged over points (see :func:`compare.diagonal_relative_variance`)."""
+        emp, _ = self._pair(kind)
+        out = _metrics.diagonal_relative_variance(emp, dim=dim)
+        out.name = f"{kind}_diagonal_relative_variance"
+        return out
+
+    def hanin_nica_prediction(self) -> xr.DataArray:
+        """Finite-width prediction exp(5 beta) - 1 of the NTK diagonal's relative variance.
+
+        beta = depth / width (all hidden layers of one width); from
+        ``ntktheory.hanin_nica_ratio`` (Hanin & Nica 2019, arXiv:1909.05989, Thm. 1). The theorem
+        is for ReLU with zero biases and holds up to constants: compare rates, not values. NaN for
+        other activations.
+        """
+        import ntktheory
+
+        ds = self._ds
+        pred = xr.DataArray(
+            [[ntktheory.hanin_nica_ratio([int(w)] * int(d)) - 1.0 for d in ds.depth.values] for w in ds.width.values],
+            dims=("width", "depth"), coords={"width": ds.width, "depth": ds.depth},
+        )
+        is_relu = xr.DataArray([str(a) == "relu" for a in ds.activation.values], dims="activation",
+                               coords={"activation": ds.activation})
+        out = pred.where(is_relu)
+        out.name = "hanin_nica_relative_variance"
+        return out
+
     def cka(self, kind: str = "ntk") -> xr.DataArray:
         """Centered kernel alignment of empirical and analytic kernels (see :func:`compare.cka`)."""
         emp, th = self._pair(kind)
@@ -174,6 +202,7 @@ class NtkgapAccessor:
                 out[f"{kind}_cka"] = self.cka(kind)
                 if "seed" in self._ds[f"{kind}_empirical"].dims and self._ds.sizes["seed"] > 1:
                     out[f"{kind}_relative_variance"] = self.relative_variance(kind)
+                    out[f"{kind}_diagonal_relative_variance"] = self.diagonal_relative_variance(kind)
         if "ntk_change" in self._ds:
             out["ntk_change"] = self.kernel_change()
         if "lin_distance" in self._ds:

@@ -20,6 +20,7 @@ from ._schema import KERNEL_DIMS
 __all__ = [
     "cka",
     "condition_number",
+    "diagonal_relative_variance",
     "eigenvalues",
     "function_distance",
     "kernel_regression_prediction",
@@ -131,6 +132,31 @@ def relative_variance(kernel: ArrayLike, dim: str | int = "seed") -> Any:
     var = arr.var(axis=dim, ddof=1)
     mean = arr.mean(axis=dim)
     return var.sum(axis=(-2, -1)) / np.square(mean).sum(axis=(-2, -1))
+
+
+def diagonal_relative_variance(kernel: ArrayLike, dim: str | int = "seed") -> Any:
+    r"""Relative variance of the kernel's diagonal over seeds, averaged over the points.
+
+    .. math:: \frac{1}{N}\sum_x \frac{\widehat{\mathrm{Var}}_s[K(x, x)]}{\widehat{\mathbb E}_s[K(x, x)]^2}
+
+    For the ReLU NTK this is the quantity of Hanin & Nica 2019 (arXiv:1909.05989, Thm. 1):
+    E[Theta(x,x)^2] / E[Theta(x,x)]^2 - 1 ~ exp(5 beta) - 1, beta = sum_l 1/n_l (up to constants).
+
+    Examples
+    --------
+    >>> k = np.stack([np.diag([1.0, 2.0]), np.diag([3.0, 2.0])])
+    >>> float(diagonal_relative_variance(k, dim=0))  # point 1: var 2 / mean^2 4; point 2: 0
+    0.25
+    """
+    if isinstance(kernel, xr.DataArray):
+        if dim not in kernel.dims:
+            raise ValueError(f"`dim` {dim!r} is not a dim of the kernel; dims are {kernel.dims!r}.")
+        diag = xr.apply_ufunc(np.diagonal, kernel, input_core_dims=[list(KERNEL_DIMS)],
+                              output_core_dims=[["_point"]], kwargs={"axis1": -2, "axis2": -1})
+        return (diag.var(dim, ddof=1) / np.square(diag.mean(dim))).mean("_point")
+    arr = np.asarray(kernel, dtype=np.float64)
+    diag = np.diagonal(arr, axis1=-2, axis2=-1)
+    return np.mean(diag.var(axis=dim, ddof=1) / np.square(diag.mean(axis=dim)), axis=-1)
 
 
 def _eigvalsh(k: np.ndarray) -> np.ndarray:

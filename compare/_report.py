@@ -49,6 +49,13 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
                     f = ntk_fit.sel(sel)
                     row["ntk_slope"] = float(f.slope)
                     row["ntk_slope_ci95"] = f"[{float(f.slope_low):.2f}, {float(f.slope_high):.2f}]"
+                if "ntk_diagonal_relative_variance" in gaps:
+                    row[f"diag_relvar@{w_lo}"] = float(gaps["ntk_diagonal_relative_variance"].sel(sel).sel(width=w_lo))
+                    if str(a) == "relu" and "width" in ds.dims:
+                        row[f"hanin_nica@{w_lo}"] = float(ds.ntkgap.hanin_nica_prediction().sel(
+                            activation=a, depth=d, width=w_lo))
+                    else:
+                        row[f"hanin_nica@{w_lo}"] = float("nan")
                 if chg_fit is not None:
                     row[f"ntk_change@{w_hi}"] = float(gaps["ntk_change"].sel(sel).sel(width=w_hi).mean("seed"))
                     row["change_slope"] = float(chg_fit.sel(sel).slope)
@@ -77,7 +84,8 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     legend = (
         f"ntk_gap = |Theta_emp - Theta_theory|_F / |Theta_theory|_F at init (mean over seeds); ntk_slope = "
-        f"log-log slope vs width with 95% CI (theory -1/2); ntk_change = relative NTK change after training; "
+        f"log-log slope vs width with 95% CI (theory -1/2); diag_relvar = Var/E^2 of Theta(x,x) over seeds, "
+        f"hanin_nica = exp(5 depth/width) - 1 (relu, zero bias; up to constants); ntk_change = relative NTK change after training; "
         f"lin_dist = |f_net - f_lin| / |f_lin| on test points; kr_dist = |f_net - f_kr| / |f_kr| with f_kr "
         f"the infinite-width kernel-regression prediction from the same initialisation (Lee et al. 2019)."
     )
@@ -157,11 +165,21 @@ def plot_kernel_change(ds: xr.Dataset, path: str | Path) -> Path:
     )
 
 
+def _accepts_ax(module) -> bool:
+    """Whether ``module.plot_phase_diagram`` can draw into a given Axes (``ax=`` keyword)."""
+    import inspect
+
+    fn = getattr(module, "plot_phase_diagram", None)
+    return fn is not None and "ax" in inspect.signature(fn).parameters
+
+
 def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path | None:
     """Order/chaos phase diagram of each activation with the sweep's initialisations marked.
 
-    Uses ``compare._plot_phase.plot_phase_diagram`` when present, else draws the critical line
-    from ``ntktheory.critical_sigma_w2``. Returns None when neither is available.
+    Uses ``compare._plot_phase.plot_phase_diagram`` when it can draw into an Axes (``ax=``); else
+    shades the ordered and chaotic phases on each side of the critical line of
+    ``ntktheory.phase_diagram``. Returns None when ntktheory has neither phase_diagram nor
+    critical_sigma_w2.
     """
     import matplotlib.pyplot as plt
 
@@ -186,12 +204,9 @@ def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path | None:
         ph = None
         if has_phase:
             ph = ntktheory.phase_diagram(str(a), sigma_w2=np.linspace(0.05, sw_max, 96), sigma_b2=sb_grid)
-            if _plot_phase is not None and hasattr(_plot_phase, "plot_phase_diagram"):
-                try:
-                    _plot_phase.plot_phase_diagram(ph, ax=ax)
-                    drawn = True
-                except (TypeError, ValueError, KeyError):  # another signature: draw it here instead
-                    drawn = False
+            if _accepts_ax(_plot_phase):
+                _plot_phase.plot_phase_diagram(ph, ax=ax)
+                drawn = True
         if not drawn:
             if ph is not None and "critical_sigma_w2" in ph:
                 crit = ph["critical_sigma_w2"].values

@@ -232,7 +232,7 @@ def _make_client(scheduler: str | None, n_workers: int | None, threads_per_worke
             n_workers=n_workers,
             threads_per_worker=threads_per_worker,
             processes=scheduler != "threads",
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: no clash with other clusters on this machine
             silence_logs=logging.ERROR,
         )
         return Client(cluster), cluster
@@ -326,7 +326,10 @@ def run_sweep(
     if n_lost:
         return SweepResult(None, store.path, len(tasks), len(tasks) - len(pending), len(pending) - n_lost, n_failed,
                            n_lost)
-    results = {t.key: store.read_task(t.key) for t in tasks}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # many small groups: overlap their I/O
+        results = dict(zip((t.key for t in tasks), pool.map(store.read_task, (t.key for t in tasks))))
     combined = combine_results(config, tasks, results, data)
     n_failed = sum(int(combined[v].sum()) for v in ("failed", "theory_failed") if v in combined)
     combined.attrs = {

@@ -86,3 +86,15 @@ def test_python_object_checks_at_construction():
         SweepConfig(points=(InitPoint("a", 1.0, 0.0), InitPoint("a", 2.0, 0.0)))
     with pytest.raises(ValueError, match=r"key `widths`"):
         SweepConfig(widths=(64, 64))
+
+
+def test_bundled_example_sweep_loads_and_resolves_critical_points():
+    from pathlib import Path
+
+    from compare._sweep import resolve_points
+
+    cfg = load_sweep(Path(__file__).parents[2] / "data" / "sweep-example.toml")
+    resolved = resolve_points(cfg)
+    crit = resolved[("erf", "critical")][0]
+    assert resolved[("erf", "ordered")][0] == 0.5 * crit and resolved[("erf", "chaotic")][0] == 2 * crit
+    assert cfg.n_configurations == 2 * 3 * 5 * 2 * 4

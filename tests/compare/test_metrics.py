@@ -130,3 +130,21 @@ def test_schema_and_accessor():
         ds.ntkgap.relative_frobenius("cnn")
     with pytest.raises(KeyError, match="nngp_empirical"):
         ds.ntkgap.cka("nngp")
+
+
+def test_diagonal_relative_variance_by_hand():
+    from compare import diagonal_relative_variance
+
+    k = np.stack([np.diag([1.0, 2.0]), np.diag([3.0, 2.0])])  # point 1: mean 2, var 2; point 2: var 0
+    assert diagonal_relative_variance(k, dim=0) == pytest.approx(0.25, rel=1e-14)
+    da = xr.DataArray(k + np.ones((2, 2, 2)) * 0, dims=("seed", "x1", "x2"))
+    assert float(diagonal_relative_variance(da)) == pytest.approx(0.25, rel=1e-14)
+
+
+def test_hanin_nica_prediction_only_for_relu():
+    ds = xr.Dataset(coords={"activation": ["tanh", "relu"], "width": [64, 256], "depth": [1, 2]})
+    ds["ntk_empirical"] = xr.DataArray(np.ones((2, 2, 2, 2, 2)), dims=("activation", "width", "depth", "x1", "x2"))
+    ds["ntk_theory"] = xr.DataArray(np.ones((2, 2)), dims=("x1", "x2"))
+    pred = ds.ntkgap.hanin_nica_prediction()
+    assert np.isnan(pred.sel(activation="tanh")).all()
+    assert float(pred.sel(activation="relu", width=64, depth=2)) == pytest.approx(np.exp(5 * 2 / 64) - 1, rel=1e-12)
