@@ -248,7 +248,7 @@ def gradient_norms(
     >>> import torch, empirical
     >>> net = empirical.MLP(2, width=8, depth=2, activation="tanh", sigma_b=0.1, device="cpu")
     >>> g = empirical.gradient_norms(net, torch.randn(4, 2, dtype=torch.float64))
-    >>> list(g["parameter"].values)[:2]
+    >>> [str(name) for name in g["parameter"].values[:2]]
     ['layers.0.weight', 'layers.0.bias']
     """
     if not isinstance(model, nn.Module):

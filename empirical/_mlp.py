@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -147,7 +148,7 @@ class MLP(nn.Module):
         gen = torch.Generator(device="cpu").manual_seed(seed)
         dims = [in_features] + [width] * depth + [out_features]
         layers = []
-        for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+        for fan_in, fan_out in itertools.pairwise(dims):
             w = torch.randn(fan_out, fan_in, generator=gen, dtype=torch.float64)
             b = torch.randn(fan_out, generator=gen, dtype=torch.float64)
             weight_var, bias_var = sigma_w**2 / fan_in, sigma_b**2

@@ -127,7 +127,8 @@ def _loss_and_grad_f(kind: str, f: torch.Tensor, y: torch.Tensor) -> tuple[torch
 
 def _default_snapshots(steps: int) -> list[int]:
     pts = {0, steps}
-    pts.update(int(round(v)) for v in np.geomspace(1, steps, num=min(steps, 10))) if steps else None
+    if steps:
+        pts.update(round(v) for v in np.geomspace(1, steps, num=min(steps, 10)))
     return sorted(pts)
 
 

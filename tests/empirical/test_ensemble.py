@@ -13,11 +13,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import reference_kernels
 from scipy import stats
 
 import empirical
 import ntktheory
-from conftest import reference_kernels
 
 X = np.random.default_rng(0).normal(size=(4, 5))
 

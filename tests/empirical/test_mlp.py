@@ -140,7 +140,7 @@ def test_deepcopy_after_ntktheory_compiled_the_activation():
     import copy
 
     net = empirical.MLP(2, 4, 1, "tanh", device="cpu")
-    net.activation.compiled  # ntktheory caches a numba module on the (shared) Activation
+    _ = net.activation.compiled  # ntktheory caches a numba module on the (shared) Activation
     twin = copy.deepcopy(net)
     x = torch.randn(3, 2, dtype=torch.float64)
     assert torch.equal(twin(x), net(x)) and twin.activation is net.activation
