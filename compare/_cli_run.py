@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="TOML sweep file (see compare._config for the keys)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT}/)")
     p.add_argument("--scheduler", default=None,
-                   help="dask.distributed scheduler ADDRESS (default: a LocalCluster on this machine)")
+                   help="dask.distributed scheduler ADDRESS, e.g. tcp://host:8786 (default: a LocalCluster of "
+                        "worker processes on this machine; 'threads' for one of threads in this process)")
     p.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
     p.add_argument("--threads-per-worker", type=int, default=1, help="LocalCluster threads per worker (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -30,6 +30,7 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
     chg_fit = _fit_or_nan(gaps["ntk_change"]) if "ntk_change" in gaps else None
     krd = gaps.get("kernel_regression_distance")
     w_lo, w_hi = int(ds.width.min()), int(ds.width.max())
+    cond = ds.ntkgap.condition_numbers("ntk") if {"ntk_empirical", "ntk_theory"} <= set(ds.variables) else None
     rows = []
     for a in ds.activation.values:
         for i in ds.init.values:
@@ -56,6 +57,9 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
                             activation=a, depth=d, width=w_lo))
                     else:
                         row[f"hanin_nica@{w_lo}"] = float("nan")
+                if cond is not None:
+                    row["kappa_theory"] = float(cond["ntk_cond_theory"].sel(sel))
+                    row[f"kappa@{w_hi}"] = float(cond["ntk_cond_empirical"].sel(sel).sel(width=w_hi).median("seed"))
                 if chg_fit is not None:
                     row[f"ntk_change@{w_hi}"] = float(gaps["ntk_change"].sel(sel).sel(width=w_hi).mean("seed"))
                     row["change_slope"] = float(chg_fit.sel(sel).slope)
@@ -77,28 +81,46 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
             return f"{v:.3g}" if np.isfinite(v) else "nan"
         return str(v)
 
-    cells = [[fmt(r[c]) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(cols)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    key = ["activation", "init", "sigma_w2", "sigma_b2", "depth"]
+    training = ("ntk_change", "change_slope", "lin_dist", "kr_dist", "failed")
+    blocks = [
+        ("At initialisation (finite NTK vs analytic NTK)",
+         [c for c in cols if c not in key and not c.startswith(training)]),
+        ("After training (gradient descent on the training points)",
+         [c for c in cols if c.startswith(training)]),
+    ]
+    lines: list[str] = []
+    for title, block in blocks:
+        if not block:
+            continue
+        bcols = key + block
+        cells = [[fmt(r[c]) for c in bcols] for r in rows]
+        widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(bcols)]
+        lines += [title,
+                  "  ".join(c.rjust(w) for c, w in zip(bcols, widths)),
+                  "  ".join("-" * w for w in widths)]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+        lines.append("")
     legend = (
         f"ntk_gap = |Theta_emp - Theta_theory|_F / |Theta_theory|_F at init (mean over seeds); ntk_slope = "
         f"log-log slope vs width with 95% CI (theory -1/2); diag_relvar = Var/E^2 of Theta(x,x) over seeds, "
-        f"hanin_nica = exp(5 depth/width) - 1 (relu, zero bias; up to constants); ntk_change = relative NTK change after training; "
+        f"hanin_nica = exp(5 depth/width) - 1 (relu, zero bias; up to constants); kappa = condition number "
+        f"lambda_max/lambda_min of the NTK on the training points (analytic; finite net, median over seeds); ntk_change = relative NTK change after training; "
         f"lin_dist = |f_net - f_lin| / |f_lin| on test points; kr_dist = |f_net - f_kr| / |f_kr| with f_kr "
         f"the infinite-width kernel-regression prediction from the same initialisation (Lee et al. 2019)."
     )
-    return "\n".join(lines) + "\n\n" + legend, rows
+    import textwrap
+
+    return "\n".join(lines) + "\n" + "\n".join(textwrap.wrap(legend, 100)), rows
 
 
-def _panel_grid(n: int):
+def _panel_grid(n: int, height: float = 4.4):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.4), squeeze=False, sharey=False)
+    fig, axes = plt.subplots(1, n, figsize=(6.4 * n, height), squeeze=False, sharey=False)
     return fig, axes[0]
 
 
@@ -106,7 +128,7 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
                 path: Path, reference_label: str = "theory") -> Path:
     import matplotlib.pyplot as plt
 
-    fig, axes = _panel_grid(ds.sizes["activation"])
+    fig, axes = _panel_grid(ds.sizes["activation"], height=4.8)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["-", "--", ":", "-."]
     widths = ds.width.values.astype(float)
@@ -117,10 +139,10 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
                 v = values.sel(activation=a, init=i, depth=d)
                 mean = v.mean("seed").values
                 err = v.std("seed", ddof=1).values / np.sqrt(max(v.sizes.get("seed", 1), 1))
-                label = f"{i} (σw²={float(ds.sigma_w2.sel(activation=a, init=i)):.2f}), L={int(d)}"
+                label = f"{i} σw²={float(ds.sigma_w2.sel(activation=a, init=i)):.2f} L={int(d)}"
                 if fit is not None:
                     s = fit.sel(activation=a, init=i, depth=d)
-                    label += (f": slope {float(s.slope):+.2f}, 95% CI [{float(s.slope_low):+.2f}, "
+                    label += (f": slope {float(s.slope):+.2f} [{float(s.slope_low):+.2f}, "
                               f"{float(s.slope_high):+.2f}]")
                 ax.errorbar(widths, mean, yerr=err, color=colors[ii % len(colors)], ls=styles[jd % len(styles)],
                             marker="o", ms=3, capsize=2, label=label)
@@ -136,10 +158,11 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
         ax.set_ylabel(ylabel)
         ax.set_title(f"{a}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6.5, loc="lower left")
+        ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False,
+                  title="init, depth L: fitted log-log slope [95% CI]", title_fontsize=7.5)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -98,7 +98,7 @@ def test_cli_end_to_end_on_tiny_sweep(tmp_path, capsys):
     # report and export from the store
     rep = tmp_path / "rep"
     assert main(["report", str(out / "sweep.zarr"), "--out", str(rep)]) == 0
-    assert (rep / "figures" / "gap_vs_width.png").exists() and (rep / "summary.txt").read_text().startswith("activation")
+    assert (rep / "figures" / "gap_vs_width.png").exists() and (rep / "summary.txt").read_text().startswith("At initialisation")
     nc = tmp_path / "export.nc"
     assert main(["export", str(out / "sweep.zarr"), "--to", str(nc)]) == 0
     res = subprocess.run([sys.executable, "-c", _PLAIN, str(nc), str(out / "sweep.zarr")], capture_output=True,

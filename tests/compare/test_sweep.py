@@ -85,11 +85,15 @@ import sys
 sys.path.insert(0, {here!r})
 from compare_toy_tasks import toy_config, toy_task
 from compare import run_sweep
-run_sweep(toy_config(), {store!r}, task_fn=toy_task, scheduler="threads", n_workers=1, progress=False)
+try:
+    run_sweep(toy_config(), {store!r}, task_fn=toy_task, scheduler="threads", n_workers=1, progress=False)
+except KeyboardInterrupt:
+    sys.exit(130)
 """
 
 
-def test_resume_after_kill_9_gives_the_uninterrupted_dataset(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_resume_after_interruption_gives_the_uninterrupted_dataset(tmp_path, sig):
     store = tmp_path / "killed.zarr"
     env = {**os.environ, "NTKGAP_TOY_DELAY": "0.05"}
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER.format(here=str(HERE), store=str(store))], env=env)
@@ -100,8 +104,8 @@ def test_resume_after_kill_9_gives_the_uninterrupted_dataset(tmp_path):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the driver finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == (-9 if sig == signal.SIGKILL else 130)
     finally:
         if proc.poll() is None:
             proc.kill()
