@@ -247,8 +247,8 @@ RECIPE = register(Recipe(
     scales={
         "tiny": dict(widths=[16, 32, 64], seeds=2, depth=1, n_train=12, n_test=8, snapshots=[0, 5, 20],
                      lr_factor=0.5, parameterizations=["ntk", "standard"]),
-        "small": dict(widths=[64, 128, 256, 512, 1024, 2048], seeds=4, depth=2, n_train=32, n_test=32,
-                      snapshots=[0, 10, 30, 100, 300], lr_factor=0.5, parameterizations=["ntk", "standard"]),
+        "small": dict(widths=[64, 128, 256, 512, 1024], seeds=3, depth=2, n_train=32, n_test=32,
+                      snapshots=[0, 10, 50, 200], lr_factor=0.5, parameterizations=["ntk", "standard"]),
         "paper": dict(widths=[64, 128, 256, 512, 1024, 2048, 4096, 8192], seeds=16, depth=3, n_train=256,
                       n_test=256, snapshots=[0, 10, 100, 1000, 10000], lr_factor=0.5,
                       parameterizations=["ntk", "standard"]),

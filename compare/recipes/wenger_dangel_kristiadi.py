@@ -256,7 +256,7 @@ RECIPE = register(Recipe(
     scales={
         "tiny": dict(depths=[1], widths=[16, 32, 64], seeds=3, n_train=10, n_test=6, n_task=8,
                      snapshots=[0, 5, 20], task_steps=10, lr_factor=0.5),
-        "small": dict(depths=[1, 3], widths=[32, 64, 128, 256, 512, 1024], seeds=8, n_train=32, n_test=16, n_task=24,
+        "small": dict(depths=[1, 2], widths=[32, 64, 128, 256, 512, 1024], seeds=6, n_train=32, n_test=16, n_task=24,
                       snapshots=[0, 10, 50, 150], task_steps=100, lr_factor=0.5),
         "paper": dict(depths=[1, 2, 4, 8], widths=[64, 128, 256, 512, 1024, 2048, 4096, 8192], seeds=32, n_train=256,
                       n_test=128, n_task=128, snapshots=[0, 10, 100, 1000, 5000], task_steps=2000, lr_factor=0.5),

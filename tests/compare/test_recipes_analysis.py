@@ -216,13 +216,18 @@ def test_seleznova_kutyniok_analysis(tmp_path) -> None:
     grid = ("activation", "sigma_w2", "depth")
     ds = xr.Dataset(
         {"ntk_diag_empirical": (grid + ("width", "seed", "x"), diag), "loss_ratio": (grid + ("train_seed",), loss),
-         "kernel_change": (grid + ("train_seed",), change), "critical_sigma_w2": (("activation",), [2.0, 103.0])},
+         "kernel_change": (grid + ("train_seed",), change), "critical_sigma_w2": (("activation",), [2.0, 103.0]),
+         "ratio_theory": (grid + ("width",), np.exp(s2))},
         coords={"activation": acts, "sigma_w2": sw2, "depth": depths, "width": widths, "train_width": 100},
     )
     claims, figures = seleznova_kutyniok.analyse(ds, tmp_path)
-    assert _verdicts(claims) == [True, True, True, True, True, True] and figures[0].exists()
+    assert _verdicts(claims) == [True, True, True, True, True, True, True] and figures[0].exists()
     assert claims[0].value == pytest.approx(math.e, rel=0.2)
     assert claims[2].value == pytest.approx(50.0)
+    assert claims[4].value < 0.2  # the dispersion model equals the synthetic truth exp(s2)
+    # a model that predicts twice the dispersion is caught
+    wrong = seleznova_kutyniok.analyse(ds.assign(ratio_theory=2 * ds["ratio_theory"]), tmp_path)[0]
+    assert wrong[4].held is False and wrong[4].value == pytest.approx(0.5, abs=0.05)
 
 
 def test_wenger_dangel_kristiadi_analysis_finds_the_width_where_predictions_hold(tmp_path) -> None:
