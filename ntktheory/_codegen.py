@@ -110,15 +110,24 @@ def compile_module(phi: str, dphi: str, d2phi: str, *, doc: str) -> ModuleType:
     source = _TEMPLATE.format(
         version=CODEGEN_VERSION, phi=phi, dphi=dphi, d2phi=d2phi, phi_doc=doc.replace('"""', "'")
     )
+    return load_generated(source, prefix="ntkgap_act")
+
+
+def load_generated(source: str, *, prefix: str) -> ModuleType:
+    """Write ``source`` (once) to the cache directory as a module named after its hash, and import it.
+
+    A real file lets numba's ``cache=True`` store machine code beside it, so a second process loads
+    instead of compiling. The write is atomic, so concurrent processes never see a half-written file.
+    """
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    modname = f"ntkgap_act_{digest}"
+    modname = f"{prefix}_{digest}"
     if modname in sys.modules:
         return sys.modules[modname]
     path = cache_dir() / f"{modname}.py"
     if not path.exists() or path.read_text() != source:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
-        os.replace(tmp, path)  # atomic: concurrent processes never see a half-written file
+        os.replace(tmp, path)
     spec = importlib.util.spec_from_file_location(modname, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -12,11 +12,7 @@ and is an ordinary cached numba function here.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
-import os
-import sys
 from types import ModuleType
 
 import numpy as np
@@ -155,21 +151,7 @@ def length_kernels(act: Activation) -> ModuleType:
     """The generated module with ``solve_length`` and ``moments`` for ``act`` (compiled lazily)."""
     actmod = act.compiled.__name__
     source = _LENGTH_TEMPLATE.format(version=_KERNEL_VERSION, actmod=actmod)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    modname = f"ntkgap_mf_{digest}"
-    if modname in sys.modules:
-        return sys.modules[modname]
-    path = _codegen.cache_dir() / f"{modname}.py"
-    if not path.exists() or path.read_text() != source:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(modname, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[modname] = module
-    spec.loader.exec_module(module)
-    return module
+    return _codegen.load_generated(source, prefix="ntkgap_mf")
 
 
 # ---------------------------------------------------------------------- correlation map
