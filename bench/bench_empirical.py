@@ -77,6 +77,26 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "peak_bytes": max(peak, 0), "total_rss": _rss_bytes()}))
 
 
+def training_case(width: int, depth: int, n: int, steps: int, device: str) -> dict:
+    """Time empirical.train: full-batch GD, MSE, linearised model alongside, default snapshots
+    (11: loss, outputs, parameter change, empirical NTK of the N training inputs)."""
+    import torch
+
+    import empirical
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 16, dtype=torch.float64, generator=g)
+    xt = torch.randn(64, 16, dtype=torch.float64, generator=g)
+    y = torch.sin(x[:, :1])
+    net = empirical.MLP(16, width, depth, "relu", sigma_w=2**0.5, sigma_b=0.1, device=device)
+    start = time.perf_counter()
+    ds = empirical.train(net, x, y, steps=steps, lr_factor=0.5, x_test=xt)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "snapshots": ds.sizes["step"], "loss0": float(ds.loss[0]),
+            "loss": float(ds.loss[-1]), "distance": float(ds.function_distance_test[-1]),
+            "ntk_change": float(ds.ntk_relative_change[-1])}
+
+
 def run(method: str, n: int, width: int, depth: int, device: str, in_features: int, out: str | None):
     cmd = [sys.executable, __file__, "--worker", "--method", method, "--n", str(n), "--width", str(width),
            "--depth", str(depth), "--device", device, "--in-features", str(in_features)]
@@ -98,6 +118,9 @@ def main() -> None:
     p.add_argument("--n-small", type=int, default=32, help="N at which ntk_vp is measured")
     p.add_argument("--in-features", type=int, default=32)
     p.add_argument("--large", default="4096,10,1024", help="width,depth,N of the structured-only case; '' skips")
+    p.add_argument("--train", default="2048,1;2048,2", help="width,depth;... of training cases ('' skips)")
+    p.add_argument("--train-steps", type=int, default=500)
+    p.add_argument("--train-n", type=int, default=128)
     p.add_argument("--write-readme", action="store_true")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", default="structured", help=argparse.SUPPRESS)
@@ -112,12 +135,16 @@ def main() -> None:
     import empirical
 
     device = str(empirical.resolve_device(args.device))
+    load = os.getloadavg()[0]
+    print(f"load average at start: {load:.1f} on {os.cpu_count()} cores", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         def measure(method, n):
             path = os.path.join(tmp, f"{method}_{n}.pt")
             r = run(method, n, args.width, args.depth, device, args.in_features, path)
             r["K"] = torch.load(path)
+            print(f"  measured {method:<10} N = {n:<5} {r['seconds']:9.3f} s  peak {r['peak_bytes'] / 2**20:8.0f} MiB",
+                  flush=True)
             return r
 
         small = {m: measure(m, args.n_small) for m in ("structured", "jacobian", "ntk_vp")}
@@ -130,9 +157,11 @@ def main() -> None:
         ("structured", big["structured"], args.n, ""),
         ("jacobian (tutorial)", big["jacobian"], args.n, ""),
         ("ntk_vp (tutorial)", {**small["ntk_vp"], "seconds": small["ntk_vp"]["seconds"] * scale}, args.n,
-         f"time extrapolated x{scale:g} from N = {args.n_small} ({small['ntk_vp']['seconds']:.2f} s); memory and diff at N = {args.n_small}"),
+         f"time extrapolated x{scale:g} from N = {args.n_small} ({small['ntk_vp']['seconds']:.2f} s); "
+         f"memory and diff at N = {args.n_small}"),
     ):
-        diff = (r["K"] - (ref_big if n == args.n and r["K"].shape == ref_big.shape else ref_small)).abs().max().item()
+        ref = ref_big if r["K"].shape == ref_big.shape else ref_small
+        diff = (r["K"] - ref).abs().max().item()
         rows.append((name, n, r["seconds"], r["peak_bytes"] / 2**20, t_jac / r["seconds"], diff, note))
     small_rows = [
         (f"{m} (N = {args.n_small})", args.n_small, small[m]["seconds"], small[m]["peak_bytes"] / 2**20,
@@ -143,8 +172,22 @@ def main() -> None:
     if args.large:
         w, d, n = (int(v) for v in args.large.split(","))
         r = run("structured", n, w, d, device, args.in_features, None)
+        print(f"  measured large case {r['seconds']:.1f} s, peak {r['peak_bytes'] / 2**20:.0f} MiB", flush=True)
         large_rows.append((f"structured, width {w}, depth {d}", n, r["seconds"], r["peak_bytes"] / 2**20,
                            float("nan"), float("nan"), f"total RSS at end {r['total_rss'] / 2**30:.2f} GiB"))
+
+    train_lines = []
+    if args.train:
+        train_lines = ["| training case | steps | N | snapshots | seconds | loss 0 -> end | f - f_lin (test, RMS) |"
+                       " NTK relative change |", "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+        for case in args.train.split(";"):
+            w, d = (int(v) for v in case.split(","))
+            r = training_case(w, d, args.train_n, args.train_steps, device)
+            print(f"  measured training width {w} depth {d}: {r['seconds']:.1f} s", flush=True)
+            train_lines.append(
+                f"| MLP width {w}, depth {d}, relu, full-batch GD at 0.5 x critical rate, linearised model alongside "
+                f"| {args.train_steps} | {args.train_n} | {r['snapshots']} | {r['seconds']:.1f} "
+                f"| {r['loss0']:.3g} -> {r['loss']:.3g} | {r['distance']:.2e} | {r['ntk_change']:.2e} |")
 
     header = "| method | N | seconds | peak memory (MiB) | speed-up vs jacobian | max abs diff vs structured | note |"
     lines = [header, "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -153,8 +196,11 @@ def main() -> None:
         diff_s = "" if diff != diff else f"{diff:.1e}"
         lines.append(f"| {name} | {n} | {s:.3f} | {mem:.0f} | {ratio_s} | {diff_s} | {note} |")
     table = "\n".join(lines)
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+               f"load average {load:.1f} at start / {os.getloadavg()[0]:.1f} at end")
     text = f"Empirical NTK, {cfg} ({machine}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n{table}\n"
+    if train_lines:
+        text += "\nTraining with measurements (`empirical.train`, float64):\n\n" + "\n".join(train_lines) + "\n"
     print(text)
     if args.write_readme:
         _write_readme(text, device)
@@ -162,7 +208,8 @@ def main() -> None:
 
 def _write_readme(text: str, device: str) -> None:
     readme = ROOT / "bench" / "README.md"
-    begin, end = f"<!-- bench_empirical:{device.split(':')[0]} begin -->", f"<!-- bench_empirical:{device.split(':')[0]} end -->"
+    kind = device.split(":")[0]
+    begin, end = f"<!-- bench_empirical:{kind} begin -->", f"<!-- bench_empirical:{kind} end -->"
     section = (f"{begin}\n## empirical: structured NTK vs PyTorch's NTK-tutorial methods ({device})\n\n"
                f"`python bench/bench_empirical.py --device {device.split(':')[0]} --write-readme`\n\n{text}{end}\n")
     old = readme.read_text() if readme.exists() else "# Benchmarks\n\n"

@@ -368,15 +368,14 @@ def _functional(model: nn.Module):
     return fnet_single, params
 
 
-def _jacobian_block(fnet_single, params, x1, x2, outputs):
-    """PyTorch tutorial: vmap(jacrev) per-example Jacobians, contracted layer by layer."""
-    jac1 = vmap(jacrev(fnet_single), (None, 0))(params, x1)
-    jac1 = [j.flatten(2) for j in jac1.values()]
-    if x2 is None:
-        jac2 = jac1
-    else:
-        jac2 = vmap(jacrev(fnet_single), (None, 0))(params, x2)
-        jac2 = [j.flatten(2) for j in jac2.values()]
+def _jacobians(fnet_single, params, x):
+    """PyTorch tutorial: per-example Jacobians by vmap(jacrev), one (N, k, P_tensor) per tensor."""
+    jac = vmap(jacrev(fnet_single), (None, 0))(params, x)
+    return [j.flatten(2) for j in jac.values()]
+
+
+def _jacobian_contract(jac1, jac2, outputs):
+    """PyTorch tutorial: contract two Jacobians over parameters, tensor by tensor."""
     expr = "Naf,Mbf->NMab" if outputs == "full" else "Naf,Maf->NM"
     return torch.stack([torch.einsum(expr, j1, j2) for j1, j2 in zip(jac1, jac2)]).sum(0)
 
@@ -421,16 +420,26 @@ def _func_ntk(model, x1, x2, outputs, chunk_size, method):
         budget = max(1, DEFAULT_CHUNK_BYTES // (n_params * k * itemsize * 4))
         rows = chunk_size or max(1, int(np.sqrt(budget)))
         cols = chunk_size or max(1, budget // rows)
-    block_fn = _jacobian_block if method == "jacobian" else _ntk_vp_block
     n1 = x1.shape[0]
     xb = x1 if x2 is None else x2
     n2 = xb.shape[0]
     shape = (n1, n2, k, k) if outputs == "full" else (n1, n2)
     theta = torch.empty(shape, dtype=x1.dtype, device=x1.device)
     for i in _chunks(n1, rows):
+        # Jacobian contraction: each row chunk's Jacobian once; x2 = None fills the lower triangle
+        # by symmetry (same chunk grid on both axes).
+        jac1 = _jacobians(fnet_single, params, x1[i]) if method == "jacobian" else None
         for j in _chunks(n2, cols):
             same = x2 is None and i == j
-            theta[i, j] = block_fn(fnet_single, params, x1[i], None if same else xb[j], outputs).detach()
+            if method == "jacobian":
+                if x2 is None and j.start < i.start:
+                    block = theta[j, i].transpose(0, 1)
+                    theta[i, j] = block.transpose(-1, -2) if outputs == "full" else block
+                    continue
+                jac2 = jac1 if same else _jacobians(fnet_single, params, xb[j])
+                theta[i, j] = _jacobian_contract(jac1, jac2, outputs).detach()
+            else:
+                theta[i, j] = _ntk_vp_block(fnet_single, params, x1[i], None if same else xb[j], outputs).detach()
     return theta
 
 
