@@ -16,7 +16,8 @@ def _open(store: Path):
 
     if not (store / ".zgroup").exists():
         raise FileNotFoundError(f"{str(store)!r} is not a Zarr store written by `ntkgap run`.")
-    finished = (store / ".zmetadata").exists() and ((store / "ntk_empirical").exists() or (store / "ntk_theory").exists())
+    has_data = (store / "ntk_empirical").exists() or (store / "ntk_theory").exists()
+    finished = (store / ".zmetadata").exists() and has_data
     if not finished:
         raise ValueError(f"{str(store)!r} holds an unfinished sweep; run the same `ntkgap run` command to finish it.")
     return xr.open_zarr(str(store)).load()

@@ -79,7 +79,7 @@ def run_and_report(config: SweepConfig, out: Path, *, scheduler: str | None = No
     print(f"store:   {store}   ({res.n_skipped} task(s) reused, {res.n_computed} computed, "
           f"{res.n_failed} failed)")
     print(f"netcdf:  {nc}")
-    for name, path in written.items():
+    for path in written.values():
         print(f"figure:  {path}")
     print(f"wall time: {time.perf_counter() - start:.1f} s")
     return 0

@@ -38,10 +38,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from ._schema import to_json
 
@@ -188,7 +189,7 @@ class TrainingSpec:
         """Steps at which training is recorded (0 and ``steps`` included)."""
         import numpy as np
 
-        return tuple(sorted({int(round(s)) for s in np.linspace(0, self.steps, self.snapshots)}))
+        return tuple(sorted({round(s) for s in np.linspace(0, self.steps, self.snapshots)}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,7 +317,9 @@ def _point(i: int, p: Mapping[str, Any]) -> InitPoint:
         raise ConfigError(f"sweep config key `points[{i}]`: unknown key(s) {unknown!r}; allowed: {sorted(allowed)!r}.")
     missing = sorted({"sigma_w2", "sigma_b2"} - set(p))
     if missing:
-        raise ConfigError(f"sweep config key `points[{i}]`: missing {missing!r}; each point needs sigma_w2 and sigma_b2.")
+        raise ConfigError(
+            f"sweep config key `points[{i}]`: missing {missing!r}; each point needs sigma_w2 and sigma_b2."
+        )
     return InitPoint(name=p.get("name", f"p{i}"), sigma_w2=p["sigma_w2"], sigma_b2=p["sigma_b2"])
 
 

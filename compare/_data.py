@@ -107,7 +107,9 @@ def load_user_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     elif path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as f:
             if "x" not in f:
-                raise ValueError(f"{str(path)!r} must hold an array named 'x' (and optionally 'y'); it has {sorted(f)!r}.")
+                raise ValueError(
+                    f"{str(path)!r} must hold an array named 'x' (and optionally 'y'); it has {sorted(f)!r}."
+                )
             x = f["x"]
             y = f["y"] if "y" in f else np.zeros(len(x), dtype=np.int64)
     else:
@@ -145,7 +147,9 @@ def _find(directory: Path, stems: tuple[str, ...]) -> Path:
     )
 
 
-def load_mnist(directory: str | Path, *, split: str = "train", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist(
+    directory: str | Path, *, split: str = "train", limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """MNIST from its IDX files already on disk (``train-images-idx3-ubyte`` [.gz], ...).
 
     Parameters
@@ -171,7 +175,9 @@ def load_mnist(directory: str | Path, *, split: str = "train", limit: int | None
     return normalize_to_sphere(_centre(x)), labels.astype(np.int64)
 
 
-def load_cifar10(directory: str | Path, *, split: str = "train", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_cifar10(
+    directory: str | Path, *, split: str = "train", limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10 from the python pickle batches already on disk (``data_batch_1..5``, ``test_batch``).
 
     ``directory`` is the extracted ``cifar-10-batches-py`` folder.

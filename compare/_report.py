@@ -102,12 +102,13 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
         lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
         lines.append("")
     legend = (
-        f"ntk_gap = |Theta_emp - Theta_theory|_F / |Theta_theory|_F at init (mean over seeds); ntk_slope = "
-        f"log-log slope vs width with 95% CI (theory -1/2); diag_relvar = Var/E^2 of Theta(x,x) over seeds, "
-        f"hanin_nica = exp(5 depth/width) - 1 (relu, zero bias; up to constants); kappa = condition number "
-        f"lambda_max/lambda_min of the NTK on the training points (analytic; finite net, median over seeds); ntk_change = relative NTK change after training; "
-        f"lin_dist = |f_net - f_lin| / |f_lin| on test points; kr_dist = |f_net - f_kr| / |f_kr| with f_kr "
-        f"the infinite-width kernel-regression prediction from the same initialisation (Lee et al. 2019)."
+        "ntk_gap = |Theta_emp - Theta_theory|_F / |Theta_theory|_F at init (mean over seeds); ntk_slope = "
+        "log-log slope vs width with 95% CI (theory -1/2); diag_relvar = Var/E^2 of Theta(x,x) over seeds, "
+        "hanin_nica = exp(5 depth/width) - 1 (relu, zero bias; up to constants); kappa = condition number "
+        "lambda_max/lambda_min of the NTK on the training points (analytic; finite net, median over seeds); "
+        "ntk_change = relative NTK change after training; "
+        "lin_dist = |f_net - f_lin| / |f_lin| on test points; kr_dist = |f_net - f_kr| / |f_kr| with f_kr "
+        "the infinite-width kernel-regression prediction from the same initialisation (Lee et al. 2019)."
     )
     import textwrap
 

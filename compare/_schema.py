@@ -24,9 +24,9 @@ import numpy as np
 import xarray as xr
 
 __all__ = [
+    "CONFIG_DIMS",
     "CONVENTIONS",
     "KERNEL_DIMS",
-    "CONFIG_DIMS",
     "provenance_attrs",
     "theory_empirical_dataset",
     "to_json",

@@ -25,7 +25,7 @@ from pathlib import Path
 import xarray as xr
 import zarr
 
-__all__ = ["SweepStore", "StoreMismatchError"]
+__all__ = ["StoreMismatchError", "SweepStore"]
 
 _counter = itertools.count()
 

@@ -200,9 +200,10 @@ def combine_results(
                     ds[n].attrs = dict(template[n].attrs)
         parts.append(ds)
     out = xr.merge(parts, compat="equals", join="exact", combine_attrs="drop")
+    table = np.array([[resolved[(a, p)] for p in axes["init"]] for a in axes["activation"]])
     out = out.assign_coords(
-        sigma_w2=(("activation", "init"), np.array([[resolved[(a, p)][0] for p in axes["init"]] for a in axes["activation"]])),
-        sigma_b2=(("activation", "init"), np.array([[resolved[(a, p)][1] for p in axes["init"]] for a in axes["activation"]])),
+        sigma_w2=(("activation", "init"), table[..., 0]),
+        sigma_b2=(("activation", "init"), table[..., 1]),
     )
     out["sigma_w2"].attrs["description"] = "weight variance sigma_w^2 of each named initialisation"
     out["sigma_b2"].attrs["description"] = "bias variance sigma_b^2 of each named initialisation"

@@ -16,7 +16,7 @@ def test_digits_on_sphere():
 
 
 def test_sphere_points_correlation():
-    x, y = sphere_points(200, 400, correlation=0.6, seed=1)
+    x, _ = sphere_points(200, 400, correlation=0.6, seed=1)
     np.testing.assert_allclose(np.sum(x**2, axis=1), 400.0, rtol=1e-12)
     cos = (x @ x.T / 400)[np.triu_indices(200, 1)]
     assert abs(cos.mean() - 0.6) < 0.02

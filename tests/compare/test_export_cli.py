@@ -1,17 +1,14 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import xarray as xr
+from compare_toy_tasks import toy_config, toy_task
 
 from compare import run_sweep
 from compare._report import export_netcdf
 from compare.cli import main
-
-from compare_toy_tasks import toy_config, toy_task
 
 TINY = """
 name = "tiny"
@@ -98,7 +95,8 @@ def test_cli_end_to_end_on_tiny_sweep(tmp_path, capsys):
     # report and export from the store
     rep = tmp_path / "rep"
     assert main(["report", str(out / "sweep.zarr"), "--out", str(rep)]) == 0
-    assert (rep / "figures" / "gap_vs_width.png").exists() and (rep / "summary.txt").read_text().startswith("At initialisation")
+    assert (rep / "figures" / "gap_vs_width.png").exists()
+    assert (rep / "summary.txt").read_text().startswith("At initialisation")
     nc = tmp_path / "export.nc"
     assert main(["export", str(out / "sweep.zarr"), "--to", str(nc)]) == 0
     res = subprocess.run([sys.executable, "-c", _PLAIN, str(nc), str(out / "sweep.zarr")], capture_output=True,

@@ -110,7 +110,7 @@ def test_width_scaling_exponent_errors():
     da = xr.DataArray([1.0, 0.5], dims="depth")
     with pytest.raises(ValueError, match="`dim` 'width' is not a dim of `gap`"):
         width_scaling_exponent(da)
-    with pytest.raises(TypeError, match="`gap` must be an xarray.DataArray"):
+    with pytest.raises(TypeError, match=r"`gap` must be an xarray\.DataArray"):
         width_scaling_exponent(np.ones(3))
     with pytest.raises(ValueError, match="`confidence` must lie in"):
         width_scaling_exponent(xr.DataArray([1.0, 0.5, 0.2], dims="width", coords={"width": [1, 2, 4]}), confidence=1.5)

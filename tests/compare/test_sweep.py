@@ -1,20 +1,13 @@
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cloudpickle
+import compare_toy_tasks
 import numpy as np
 import pytest
 import xarray as xr
-
-import compare
-from compare import InitPoint, StoreMismatchError, run_sweep
-
-import compare_toy_tasks
 from compare_toy_tasks import toy_config, toy_task
+
+from compare import InitPoint, StoreMismatchError, run_sweep
 
 HERE = Path(__file__).parent
 
@@ -78,48 +71,3 @@ def test_local_cluster_of_processes_runs_tiny_grid(tmp_path):
         cloudpickle.unregister_pickle_by_value(compare_toy_tasks)
     ref = _run(cfg, tmp_path / "t.zarr").dataset
     xr.testing.assert_identical(res.dataset.drop_attrs(), ref.drop_attrs())
-
-
-_DRIVER = """
-import sys
-sys.path.insert(0, {here!r})
-from compare_toy_tasks import toy_config, toy_task
-from compare import run_sweep
-try:
-    run_sweep(toy_config(), {store!r}, task_fn=toy_task, scheduler="threads", n_workers=1, progress=False)
-except KeyboardInterrupt:
-    sys.exit(130)
-"""
-
-
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_resume_after_interruption_gives_the_uninterrupted_dataset(tmp_path, sig):
-    store = tmp_path / "killed.zarr"
-    env = {**os.environ, "NTKGAP_TOY_DELAY": "0.05"}
-    proc = subprocess.Popen([sys.executable, "-c", _DRIVER.format(here=str(HERE), store=str(store))], env=env)
-    tasks = store / "tasks"
-    try:
-        while proc.poll() is None:
-            if tasks.exists() and len([p for p in tasks.iterdir() if not p.name.startswith(".")]) >= 15:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the driver finished before it could be killed"
-        proc.send_signal(sig)
-        assert proc.wait(timeout=60) == (-9 if sig == signal.SIGKILL else 130)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    committed = {p.name for p in tasks.iterdir() if not p.name.startswith(".")}
-    total = len(compare.plan_tasks(toy_config()))
-    assert 15 <= len(committed) < total
-    assert not (store / "ntk_empirical").exists()  # no combined view from an unfinished sweep
-    resumed = _run(toy_config(), store)
-    assert resumed.n_skipped == len(committed) and resumed.n_computed == total - len(committed)
-    fresh = _run(toy_config(), tmp_path / "fresh.zarr").dataset
-    a = xr.open_zarr(store).load()
-    b = xr.open_zarr(tmp_path / "fresh.zarr").load()
-    for ds in (a, b, fresh):
-        ds.attrs.pop("creation_time")
-    xr.testing.assert_identical(a, b)
-    xr.testing.assert_identical(a, fresh)
-    assert not list(tasks.glob(".tmp-*"))
