@@ -147,6 +147,7 @@ def gaps(ds: xr.Dataset) -> xr.Dataset:
 
 
 def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
+    """Claims and figures from the dataset alone: width exponents of the three gaps, both parameterisations."""
     g = gaps(ds)
     fits = {(p, v): width_scaling_exponent(g[v].sel(parameterization=p)) for p in ds.parameterization.values
             for v in ("gap_linearised", "gap_theory", "kernel_change")}

@@ -84,6 +84,7 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
 
 
 def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
+    """Claims and figure from the dataset alone: width exponents of Hessian norm and NTK change per readout."""
     fits = {(r, v): width_scaling_exponent(ds[v].sel(readout=r)) for r in READOUTS
             for v in ("hessian_norm", "kernel_change")}
     note = f"{ds.sizes['seed']} seeds per width; widths {ds.width.values.tolist()}."
