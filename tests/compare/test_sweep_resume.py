@@ -27,7 +27,8 @@ sys.path.insert(0, {here!r})
 from compare_toy_tasks import toy_config, toy_task
 from compare import run_sweep
 try:
-    run_sweep(toy_config(activations=("tanh",)), {store!r}, task_fn=toy_task, scheduler="threads", n_workers=1, progress=False)
+    run_sweep(toy_config(activations=("tanh",)), {store!r}, task_fn=toy_task, scheduler="threads", n_workers=1,
+              progress=False)
 except KeyboardInterrupt:
     sys.exit(130)
 """
