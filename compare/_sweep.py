@@ -15,6 +15,7 @@ the sweep goes on; a task lost to a crashed worker is not recorded, so a rerun r
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import sys
 import traceback
@@ -267,8 +268,9 @@ def run_sweep(
         None or ``"processes"``: a LocalCluster of processes; ``"threads"``: a LocalCluster of
         threads in this process; otherwise the address of a running ``dask.distributed`` scheduler.
     n_workers, threads_per_worker
-        LocalCluster size (default: one worker per core, one thread each). Task functions size
-        torch's thread pool to their worker's thread count.
+        LocalCluster size (default: one worker per core, one thread each). The default task
+        function runs torch with one thread per task (``NTKGAP_TORCH_THREADS`` on the workers
+        overrides it), so the cluster's cores are used without oversubscription.
     progress
         Show a progress bar (done/total, rate, time left) on stderr.
     data
@@ -297,12 +299,14 @@ def run_sweep(
         from tqdm.auto import tqdm
 
         client, cluster = _make_client(scheduler, n_workers, threads_per_worker)
+        # task keys unique to this store and configuration: sweeps sharing a scheduler never collide
+        run_id = hashlib.sha256(f"{store.path.resolve()}|{identity}".encode()).hexdigest()[:12]
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc=f"sweep {config.name}",
                    unit="task", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         try:
             futures = [
-                client.submit(run_task, task_fn, t, config, key=f"ntkgap-{t.key}-{store.path.name}",
-                              pure=False, priority=t.cost)
+                client.submit(run_task, task_fn, t, config, key=f"ntkgap-{run_id}-{t.key}", pure=False,
+                              priority=t.cost)
                 for t in pending
             ]
             by_key = {f.key: t for f, t in zip(futures, pending)}

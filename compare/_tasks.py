@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import numpy as np
 import torch
@@ -102,14 +103,21 @@ def learning_rate(config: SweepConfig, ntk_train: np.ndarray) -> float:
 
 
 def _size_torch_threads() -> None:
-    """One torch thread per Dask worker thread (never oversubscribe the worker's cores)."""
+    """Size torch's thread pool for a task running on a Dask worker.
+
+    A worker with n threads runs up to n tasks at once on (by Dask's convention) n cores, so each
+    task uses one torch thread: the worker's cores are all busy, none oversubscribed. A worker
+    that runs one task at a time on several cores (``dask worker --nthreads 1`` on a big node) can
+    set ``NTKGAP_TORCH_THREADS`` to the number of cores per task. Outside a worker nothing changes.
+    """
     try:
         from distributed import get_worker
 
-        n = get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):
+        get_worker()
+    except (ImportError, ValueError):
         return
-    if torch.get_num_threads() != n:
+    n = int(os.environ.get("NTKGAP_TORCH_THREADS", "1"))
+    if n >= 1 and torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
 
