@@ -246,7 +246,7 @@ RECIPE = register(Recipe(
         "on held-out points, and the NTK's change, against width, in both parameterisations."
     ),
     scales={
-        "tiny": dict(widths=[16, 32, 64], seeds=2, depth=1, n_train=12, n_test=8, snapshots=[0, 5, 20],
+        "tiny": dict(widths=[16, 32, 64], seeds=2, depth=1, n_train=10, n_test=6, snapshots=[0, 15],
                      lr_factor=0.5, parameterizations=["ntk", "standard"]),
         "small": dict(widths=[64, 128, 256, 512, 1024], seeds=3, depth=2, n_train=32, n_test=32,
                       snapshots=[0, 10, 50, 200], lr_factor=0.5, parameterizations=["ntk", "standard"]),

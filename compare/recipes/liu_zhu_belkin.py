@@ -146,7 +146,7 @@ RECIPE = register(Recipe(
     ),
     scales={
         "tiny": dict(widths=[16, 32, 64], seeds=2, depth=1, activation="tanh", sigma_w=1.0, sigma_b=0.0, n_train=8,
-                     n_hessian=2, hessian_iterations=20, lr_factor=0.5, steps=10, target_scale=0.5),
+                     n_hessian=1, hessian_iterations=12, lr_factor=0.5, steps=10, target_scale=0.5),
         "small": dict(widths=[64, 128, 256, 512, 1024, 2048, 4096], seeds=3, depth=1, activation="tanh", sigma_w=1.0,
                       sigma_b=0.0, n_train=32, n_hessian=4, hessian_iterations=40, lr_factor=0.5, steps=200,
                       target_scale=0.5),

@@ -257,8 +257,8 @@ RECIPE = register(Recipe(
         "rate half the critical 2N/λ_max)."
     ),
     scales={
-        "tiny": dict(activations=["relu", "sigmoid"], sigma_w2=[0.5, 2.0, 3.5], depths=[1, 6], widths=[16, 32],
-                     seeds=24, seed_batch=24, n_inputs=3, train_width=32, train_seeds=1, n_train=12, steps=20,
+        "tiny": dict(activations=["relu", "sigmoid"], sigma_w2=[0.5, 3.5], depths=[1, 6], widths=[24],
+                     seeds=24, seed_batch=24, n_inputs=2, train_width=24, train_seeds=1, n_train=10, steps=15,
                      lr_factor=0.5),
         "small": dict(activations=["relu", "sigmoid"], sigma_w2=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5],
                       depths=[1, 5, 10, 20, 30], widths=[50, 100], seeds=120, seed_batch=60, n_inputs=4,

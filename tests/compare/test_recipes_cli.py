@@ -13,9 +13,9 @@ def test_recipe_list(capsys) -> None:
 
 
 def test_recipe_run_tiny(tmp_path, capsys) -> None:
-    assert main(["recipe", "run", "wenger-dangel-kristiadi", "--scale", "tiny", "--threads", "1", "--out", str(tmp_path)]) == 0
+    assert main(["recipe", "run", "hanin-nica", "--scale", "tiny", "--threads", "1", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "wrote" in out and (tmp_path / "report.md").exists() and (tmp_path / "wenger-dangel-kristiadi.nc").exists()
+    assert "wrote" in out and (tmp_path / "report.md").exists() and (tmp_path / "hanin-nica.nc").exists()
     assert any(word in out for word in ("held", "not held", "not testable"))
 
 
