@@ -364,7 +364,7 @@ def bivariate_expectation(
     >>> from ntktheory.activations import get_activation
     >>> tanh = get_activation("tanh")
     >>> round(float(bivariate_expectation(tanh.phi, tanh.phi, 1.0, 1.0, 0.5)), 12)
-    0.214618883312
+    0.186324413203
     >>> relu = get_activation("relu")   # Cho & Saul: sqrt(q1 q2)/(2 pi) at c = 0
     >>> bool(np.isclose(bivariate_expectation(relu.phi, relu.phi, 2.0, 2.0, 0.0), 1 / np.pi))
     True

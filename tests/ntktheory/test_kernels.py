@@ -113,7 +113,7 @@ def _random_network_kernels(x, act, depth, sw, sb, width, outputs, rng):
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_monte_carlo_wide_network(activation):
-    """NNGP and NTK (both parameterisations) of width-2048 networks, 8 draws x 256 readout units.
+    """NNGP and NTK (both parameterisations) of width-2048 networks, 8 draws x 128 readout units.
 
     Tolerance: 4 standard errors of the per-draw means plus 2/width relative (the O(1/n)
     finite-width bias)."""
@@ -121,7 +121,7 @@ def test_monte_carlo_wide_network(activation):
     act = get_activation(activation)
     x = rng.standard_normal((3, 8))
     x[2] = 0.5 * x[0] + 0.2 * x[1]
-    depth, sw, sb, width, outputs, draws = 2, 1.4, 0.3, 2048, 256, 8
+    depth, sw, sb, width, outputs, draws = 2, 1.4, 0.3, 2048, 128, 8
     samples = [_random_network_kernels(x, act, depth, sw, sb, width, outputs, rng) for _ in range(draws)]
     theory_ntk = ntktheory.kernels(x, activation=activation, depth=depth, sigma_w=sw, sigma_b=sb)
     theory_std = ntktheory.kernels(x, activation=activation, depth=depth, sigma_w=sw, sigma_b=sb,
@@ -151,7 +151,7 @@ def test_standard_equals_scaled_ntk_when_fans_match():
     np.testing.assert_allclose(lin.ntk.values, x @ x.T + 1.0, rtol=tol.EXACT_IDENTITY)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu", "erf", "softplus"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "erf"])
 def test_all_depths_cross_symmetry_psd(activation):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((16, 5))
