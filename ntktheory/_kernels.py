@@ -18,14 +18,17 @@ import dataclasses
 import datetime
 import json
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 from numba import njit, prange
 
 from . import _gauss, _quadrature
 from ._validate import check_choice, check_inputs, check_int, check_nonnegative, check_positive
 from .activations import Activation, ActivationSpec, get_activation
+
+if TYPE_CHECKING:
+    import xarray
 
 __all__ = ["KernelState", "kernels"]
 
@@ -312,7 +315,7 @@ def kernels(
     parameterization: str = "ntk",
     width: int | None = None,
     all_depths: bool = False,
-) -> xr.Dataset:
+) -> xarray.Dataset:
     """Infinite-width NNGP and NTK of a fully-connected network (readout layer included).
 
     Parameters
@@ -416,7 +419,9 @@ def _validate(x1, x2, activation, depth, sigma_w, sigma_b, parameterization, wid
     return cfg, a1, a2
 
 
-def _to_dataset(states, cfg: _Config, all_depths: bool, stats, a1, a2) -> xr.Dataset:
+def _to_dataset(states, cfg: _Config, all_depths: bool, stats, a1, a2) -> xarray.Dataset:
+    import xarray as xr  # lazily: keeps `import ntktheory` fast
+
     dims = ("x1", "x2")
     n1 = a1.shape[0]
     n2 = n1 if a2 is None else a2.shape[0]
