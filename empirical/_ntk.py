@@ -245,7 +245,7 @@ def _forward_features(net: Layered, x: torch.Tensor):
         with torch.enable_grad():
             hh = h.detach().requires_grad_(True)
             zz = phi(hh)
-            (d,) = torch.autograd.grad(zz.sum(), hh)
+            (d,) = torch.autograd.grad(zz, hh, grad_outputs=torch.ones_like(zz))
         dphis.append(d)
         z = zz.detach()
     zs.append(z)
@@ -253,13 +253,15 @@ def _forward_features(net: Layered, x: torch.Tensor):
 
 
 def _affine(net: Layered, l: int, z: torch.Tensor) -> torch.Tensor:
-    h = torch.matmul(z, net.weights[l].transpose(1, 2))
-    if net.weight_scales[l] != 1.0:
-        h = net.weight_scales[l] * h
+    """a_l z W_l^T + c_l b_l as one fused baddbmm (bmm when there is no bias term)."""
+    w_t = net.weights[l].transpose(1, 2)
     b = net.biases[l]
+    if z.stride(0) == 0:  # the shared input x expanded over seeds
+        z = z.contiguous() if z.shape[0] > 1 else z[:1].clone()
     if b is not None and net.bias_scales[l] != 0.0:
-        h = h + net.bias_scales[l] * b[:, None, :]
-    return h
+        return torch.baddbmm(b[:, None, :], z, w_t, beta=net.bias_scales[l], alpha=net.weight_scales[l])
+    h = torch.bmm(z, w_t)
+    return h if net.weight_scales[l] == 1.0 else h.mul_(net.weight_scales[l])
 
 
 def layered_forward(net: Layered, x: torch.Tensor) -> torch.Tensor:
@@ -272,20 +274,23 @@ def layered_forward(net: Layered, x: torch.Tensor) -> torch.Tensor:
 
 def _input_factor(net: Layered, l: int, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor | float:
     """a_l^2 <z1, z2> [weight trained] + c_l^2 [bias trained], shape (S, N1, N2) or a float."""
-    factor: torch.Tensor | float = 0.0
-    if net.weight_trained[l]:
-        factor = torch.matmul(z1, z2.transpose(1, 2))
-        if net.weight_scales[l] != 1.0:
-            factor = net.weight_scales[l] ** 2 * factor
-    if net.bias_trained[l]:
-        factor = factor + net.bias_scales[l] ** 2
-    return factor
+    bias_term = net.bias_scales[l] ** 2 if net.bias_trained[l] else 0.0
+    if not net.weight_trained[l]:
+        return bias_term
+    if z1.stride(0) == 0:
+        z1, z2 = z1[:1], z2[:1]  # the raw inputs, identical for every seed
+    gram = torch.bmm(z1, z2.transpose(1, 2))
+    if net.weight_scales[l] != 1.0:
+        gram.mul_(net.weight_scales[l] ** 2)
+    return gram.add_(bias_term) if bias_term else gram
 
 
 def structured_block(net: Layered, x1: torch.Tensor, x2: torch.Tensor | None, outputs: str) -> torch.Tensor:
     """Empirical NTK block for all S stacked networks: (S, N1, N2) or (S, N1, N2, k, k).
 
     ``outputs="trace"`` sums the k diagonal output blocks (``"mean"`` is handled by the caller).
+    The backpropagated signals are kept without the weight multipliers a_l, whose running product
+    enters each layer's Gram as one scalar (no elementwise pass over weights or signals).
     """
     same = x2 is None
     zs1, dp1 = _forward_features(net, x1)
@@ -301,26 +306,38 @@ def structured_block(net: Layered, x1: torch.Tensor, x2: torch.Tensor | None, ou
         theta += (factor[..., None, None] if isinstance(factor, torch.Tensor) else factor) * eye
     else:
         theta += k * factor
-    # delta^L[s, i, a, :] = a_{L+1} W_{L+1}[s, a, :] * phi'(h^L)[s, i, :]
-    w = net.weights[L] * net.weight_scales[L]
-    d1 = w[:, None, :, :] * dp1[L - 1][:, :, None, :] if L else None
-    d2 = d1 if same else (w[:, None, :, :] * dp2[L - 1][:, :, None, :] if L else None)
+    if L == 0:
+        return theta
+    # delta^L[s, i, a, :] = a_{L+1} W_{L+1}[s, a, :] * phi'(h^L)[s, i, :]; a_{L+1} kept in `scale`
+    w = net.weights[L]
+    d1 = w[:, None, :, :] * dp1[L - 1][:, :, None, :]
+    d2 = d1 if same else w[:, None, :, :] * dp2[L - 1][:, :, None, :]
+    scale = net.weight_scales[L]
     for l in range(L - 1, -1, -1):
         factor = _input_factor(net, l, zs1[l], zs2[l])
         if not isinstance(factor, float) or factor != 0.0:
             width = d1.shape[-1]
             if full:
-                g = torch.matmul(d1.reshape(S, n1 * k, width), d2.reshape(S, n2 * k, width).transpose(1, 2))
+                g = torch.bmm(d1.reshape(S, n1 * k, width), d2.reshape(S, n2 * k, width).transpose(1, 2))
                 g = g.reshape(S, n1, k, n2, k).permute(0, 1, 3, 2, 4)
-                theta += g * (factor[..., None, None] if isinstance(factor, torch.Tensor) else factor)
+                f = factor[..., None, None] if isinstance(factor, torch.Tensor) else factor
+                theta.add_(g * f, alpha=scale**2)
             else:
-                g = torch.matmul(d1.reshape(S, n1, k * width), d2.reshape(S, n2, k * width).transpose(1, 2))
-                theta += g * factor
+                g = torch.bmm(d1.reshape(S, n1, k * width), d2.reshape(S, n2, k * width).transpose(1, 2))
+                if isinstance(factor, torch.Tensor):
+                    theta.addcmul_(g, factor, value=scale**2)
+                else:
+                    theta.add_(g, alpha=scale**2 * factor)
         if l == 0:
             break
-        w = net.weights[l] * net.weight_scales[l]
-        d1 = torch.matmul(d1, w[:, None]) * dp1[l - 1][:, :, None, :]
-        d2 = d1 if same else torch.matmul(d2, w[:, None]) * dp2[l - 1][:, :, None, :]
+        w = net.weights[l]
+        scale *= net.weight_scales[l]
+        width_in = w.shape[2]
+        d1 = torch.bmm(d1.reshape(S, n1 * k, -1), w).reshape(S, n1, k, width_in).mul_(dp1[l - 1][:, :, None, :])
+        if not same:
+            d2 = torch.bmm(d2.reshape(S, n2 * k, -1), w).reshape(S, n2, k, width_in).mul_(dp2[l - 1][:, :, None, :])
+        else:
+            d2 = d1
     return theta
 
 
