@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     runner.add_argument("--threads", type=int, default=None,
                         help="torch threads in this process (default: torch's; 1 helps on a busy machine)")
     runner.set_defaults(func=_run)
+    reporter = sub.add_parser("report", help="re-analyse a recipe's NAME.nc: figures and report.md, no measuring")
+    reporter.add_argument("dataset", help="a NAME.nc written by `ntkgap recipe run`")
+    reporter.add_argument("--out", default=None, help="output folder (default: the dataset's folder)")
+    reporter.set_defaults(func=_report)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -38,6 +42,24 @@ def _list(args: argparse.Namespace) -> int:
     for recipe in list_recipes():
         print(f"{recipe.name:26s} {recipe.reference}")
         print(f"{'':26s} {recipe.title}")
+    return 0
+
+
+def _print(result) -> None:
+    for c in result.claims:
+        print(f"{c.verdict:13s} {c.measured():>18s}  {c.statement}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .recipes import report_recipe
+
+    try:
+        result = report_recipe(args.dataset, out=args.out)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"ntkgap recipe report: error: {err}", file=sys.stderr)
+        return 2
+    _print(result)
+    print(f"wrote {result.report} and {len(result.figures)} figure(s)")
     return 0
 
 
@@ -52,8 +74,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"ntkgap recipe run: error: {err}", file=sys.stderr)
         return 2
     result = run_recipe(args.name, scale=args.scale, out=args.out, scheduler=args.scheduler, threads=args.threads)
-    width = max(len(c.statement) for c in result.claims) if result.claims else 0
-    for c in result.claims:
-        print(f"{c.verdict:13s} {c.measured():>18s}  {c.statement[:max(width, 1)]}")
+    _print(result)
     print(f"wrote {result.dataset}, {result.report} and {len(result.figures)} figure(s) in {result.seconds:.0f} s")
     return 0

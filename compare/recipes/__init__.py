@@ -5,8 +5,8 @@
 its uncertainty, the criterion fixed beforehand, and held / not held / not testable).
 """
 
-from ._base import SCALES, Recipe, RecipeResult, get_recipe, list_recipes, run_recipe
-from ._report import Claim, judge_band, judge_interval, judge_threshold, write_report
+from ._base import SCALES, Recipe, RecipeResult, get_recipe, list_recipes, report_recipe, run_recipe
+from ._report import Claim, judge_band, judge_below, judge_interval, judge_threshold, write_report
 
 __all__ = [
     "SCALES",
@@ -15,9 +15,11 @@ __all__ = [
     "RecipeResult",
     "get_recipe",
     "judge_band",
+    "judge_below",
     "judge_interval",
     "judge_threshold",
     "list_recipes",
+    "report_recipe",
     "run_recipe",
     "write_report",
 ]

@@ -26,7 +26,10 @@ import xarray as xr
 from .._schema import provenance_attrs
 from ._report import Claim, write_report
 
-__all__ = ["SCALES", "Recipe", "RecipeResult", "get_recipe", "list_recipes", "map_tasks", "register", "run_recipe"]
+__all__ = [
+    "SCALES", "Recipe", "RecipeResult", "get_recipe", "list_recipes", "map_tasks", "register", "report_recipe",
+    "run_recipe",
+]
 
 #: The scales every recipe defines, smallest first.
 SCALES: tuple[str, ...] = ("tiny", "small", "paper")
@@ -211,23 +214,55 @@ def _run(recipe: Recipe, scale: str, config: dict[str, Any], out: str | Path | N
     ds.attrs["experiment_seconds"] = round(seconds_experiment, 2)
     nc = out_dir / f"{name}.nc"
     ds.to_netcdf(nc)
+    return _analyse(recipe, ds, nc, out_dir, start)
+
+
+def _analyse(recipe: Recipe, ds: xr.Dataset, nc: Path, out_dir: Path, start: float) -> RecipeResult:
     claims, figures = recipe.analyse(ds, out_dir)
     seconds = time.perf_counter() - start
+    scale = ds.attrs["scale"]
     summary = (
-        f"{recipe.summary}\n\nScale `{scale}`; measured in {seconds:.0f} s (experiment {seconds_experiment:.0f} s). "
-        f"Dataset: `{nc.name}` (opens with plain `xarray.open_dataset`). Every criterion below was fixed "
-        "before the numbers were measured; a claim that does not hold at this scale is reported as not held."
+        f"{recipe.summary}\n\nScale `{scale}`; experiment {ds.attrs.get('experiment_seconds', math.nan):.0f} s "
+        f"(created {ds.attrs.get('creation_time', '?')}). Dataset: `{nc.name}` (opens with plain "
+        "`xarray.open_dataset`). Every criterion below was fixed before the numbers were measured; a claim that "
+        "does not hold at this scale is reported as not held."
     )
     report = write_report(
         out_dir / "report.md",
-        title=f"{recipe.title} — {name} ({scale})",
+        title=f"{recipe.title} — {recipe.name} ({scale})",
         reference=recipe.reference,
         summary=summary,
         claims=claims,
         figures=figures,
-        configuration={"recipe": name, "scale": scale, **config},
+        configuration={"recipe": recipe.name, "scale": scale, **json.loads(ds.attrs["config"])},
     )
     return RecipeResult(nc, report, tuple(figures), tuple(claims), seconds)
+
+
+def report_recipe(dataset: str | Path, *, out: str | Path | None = None) -> RecipeResult:
+    """Re-run a recipe's analysis on a dataset it wrote: figures and ``report.md``, no measuring.
+
+    Parameters
+    ----------
+    dataset
+        A ``<name>.nc`` written by :func:`run_recipe` (its attrs name the recipe and scale).
+    out
+        Output folder (default: the dataset's folder).
+
+    Raises
+    ------
+    ValueError
+        If the file was not written by a recipe (no ``recipe`` attribute).
+    """
+    path = Path(dataset)
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    if "recipe" not in ds.attrs:
+        raise ValueError(f"{str(path)!r} was not written by `ntkgap recipe run` (no 'recipe' attribute).")
+    recipe = get_recipe(ds.attrs["recipe"])
+    out_dir = Path(out) if out is not None else path.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _analyse(recipe, ds, path, out_dir, time.perf_counter())
 
 
 def slope_claim_values(fit: xr.Dataset) -> tuple[float, float]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["Claim", "judge_band", "judge_interval", "judge_threshold", "write_report"]
+__all__ = ["Claim", "judge_band", "judge_below", "judge_interval", "judge_threshold", "write_report"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,3 +160,24 @@ def judge_band(value: float, half_width: float, low: float, high: float, *, max_
     if not (math.isfinite(half_width) and half_width <= max_half_width):
         return None
     return judge_interval(value, half_width, low, high)
+
+
+def judge_below(value: float, standard_error: float, threshold: float, *, z: float = 1.96) -> bool | None:
+    """Decide "value < threshold" from a noisy estimate: held, not held, or not testable.
+
+    True when the whole interval value ± z·se lies below ``threshold``, False when it lies above,
+    None when the interval straddles the threshold (the measurement cannot decide at this scale)
+    or is not finite.
+
+    Examples
+    --------
+    >>> judge_below(0.05, 0.01, 0.1), judge_below(0.3, 0.05, 0.1), judge_below(0.09, 0.05, 0.1)
+    (True, False, None)
+    """
+    if not (math.isfinite(value) and math.isfinite(standard_error)):
+        return None
+    if value + z * standard_error < threshold:
+        return True
+    if value - z * standard_error > threshold:
+        return False
+    return None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from compare.recipes import Claim, judge_band
+from compare.recipes import Claim, judge_band, judge_below
 from compare.recipes import hanin_nica, lee_wide_linear, liu_zhu_belkin, seleznova_kutyniok, wenger_dangel_kristiadi
 from compare.recipes._analysis import (
     first_width_within,
@@ -116,6 +116,13 @@ def test_first_width_within() -> None:
     assert first_width_within([256, 64, 128], [0.01, 0.2, 0.05]) == 128.0  # order of the widths does not matter
     assert math.isnan(first_width_within([64, 128], [0.05, 0.2]))
     assert math.isnan(first_width_within([64, 128], [0.05, math.nan]))
+
+
+def test_judge_below_needs_the_whole_interval_on_one_side() -> None:
+    assert judge_below(0.05, 0.02, 0.1) is True
+    assert judge_below(0.2, 0.02, 0.1) is False
+    assert judge_below(0.08, 0.02, 0.1) is None
+    assert judge_below(0.05, math.nan, 0.1) is None
 
 
 def test_judge_band_refuses_uninformative_intervals() -> None:

@@ -17,6 +17,13 @@ def test_recipe_run_tiny(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "wrote" in out and (tmp_path / "report.md").exists() and (tmp_path / "hanin-nica.nc").exists()
     assert any(word in out for word in ("held", "not held", "not testable"))
+    # the report is regenerated from the stored dataset alone, with the same verdicts
+    first = (tmp_path / "report.md").read_text()
+    again = tmp_path / "again"
+    assert main(["recipe", "report", str(tmp_path / "hanin-nica.nc"), "--out", str(again)]) == 0
+    table = [line for line in first.splitlines() if line.startswith("| ")]
+    assert table == [line for line in (again / "report.md").read_text().splitlines() if line.startswith("| ")]
+    assert (again / "hanin_nica_ratio.png").exists()
 
 
 def test_recipe_run_errors(tmp_path, capsys) -> None:
@@ -28,3 +35,8 @@ def test_recipe_run_errors(tmp_path, capsys) -> None:
     assert main(["recipe", "run", "hanin-nica", "--scale", "tiny", "--threads", "0", "--out", str(tmp_path)]) == 2
     assert "--threads must be a positive integer; got 0" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing was measured or written
+    import xarray as xr
+
+    xr.Dataset({"a": ("x", [1.0])}).to_netcdf(tmp_path / "plain.nc")
+    assert main(["recipe", "report", str(tmp_path / "plain.nc")]) == 2
+    assert "plain.nc' was not written by `ntkgap recipe run` (no 'recipe' attribute)" in capsys.readouterr().err
