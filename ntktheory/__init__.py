@@ -4,17 +4,17 @@ Never imports torch.
 """
 
 from . import activations
-from .activations import Activation, get_activation
 from ._finite_width import (
     hanin_nica_beta,
     hanin_nica_ratio,
     relu_ntk_mean_parts,
     seleznova_kutyniok_dispersion,
 )
-from ._meanfield import MeanField, critical_sigma_w2, mean_field, meanfield_trajectory
 from ._kernels import kernels
 from ._large_depth import large_depth_analysis
+from ._meanfield import MeanField, critical_sigma_w2, mean_field, meanfield_trajectory
 from ._phase import phase_diagram
+from .activations import Activation, get_activation
 
 __all__ = [
     "Activation",

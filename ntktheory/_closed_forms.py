@@ -25,70 +25,68 @@ from numba import njit, prange
 _INV_2PI = 1.0 / (2.0 * math.pi)
 
 
+#: ``kind`` codes of :func:`arccos_family`.
+RELU, LEAKY_RELU, ABS, STEP = 0, 1, 2, 3
+
+
 @njit(cache=True, inline="always")
-def _theta(q1, q2, q12):
+def arccos_family(kind, a, q1, q2, q12):
+    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for the arc-cosine family (Cho & Saul 2009).
+
+    kind: RELU, LEAKY_RELU (slope ``a``: phi = (1 - a) relu + a x), ABS (|x| = relu(x) + relu(-x)),
+    STEP (Heaviside, derivative 0). With theta = atan2(sqrt(q1 q2 - q12^2), q12) and
+    s = sqrt(q1 q2): s sin(theta) = sqrt(det) and s cos(theta) = q12, so no sin/cos call is needed:
+    relu pp = (sqrt(det) + (pi - theta) q12) / (2 pi), dd = (pi - theta) / (2 pi).
+    A zero variance makes that input deterministic (u = 0): pp = 0 and dd = phi'(0) E[phi'(v)].
+    """
+    if q1 <= 0.0 or q2 <= 0.0:
+        if kind == LEAKY_RELU:
+            return 0.0, (a * a if (q1 <= 0.0 and q2 <= 0.0) else a * 0.5 * (1.0 + a))
+        return 0.0, 0.0
     det = q1 * q2 - q12 * q12
     if det < 0.0:
         det = 0.0
-    return math.atan2(math.sqrt(det), q12)
+    sq = math.sqrt(det)
+    t = math.atan2(sq, q12)
+    k1 = (sq + (math.pi - t) * q12) * _INV_2PI
+    k0 = (math.pi - t) * _INV_2PI
+    if kind == RELU:
+        return k1, k0
+    if kind == LEAKY_RELU:
+        b = (1.0 - a) * (1.0 - a)
+        return b * k1 + a * q12, b * k0 + a
+    if kind == ABS:
+        return (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi, 1.0 - 2.0 * t / math.pi
+    return k0, 0.0
 
 
 @njit(cache=True, parallel=True)
-def relu(q1, q2, q12, a, pp, dd):
+def _arccos_array(kind, q1, q2, q12, a, pp, dd):
     for i in prange(q1.size):
-        if q1[i] <= 0.0 or q2[i] <= 0.0:
-            pp[i] = 0.0
-            dd[i] = 0.0
-            continue
-        t = _theta(q1[i], q2[i], q12[i])
-        s = math.sqrt(q1[i] * q2[i])
-        pp[i] = s * _INV_2PI * (math.sin(t) + (math.pi - t) * math.cos(t))
-        dd[i] = (math.pi - t) * _INV_2PI
+        pp[i], dd[i] = arccos_family(kind, a, q1[i], q2[i], q12[i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def relu(q1, q2, q12, a, pp, dd):
+    _arccos_array(RELU, q1, q2, q12, a, pp, dd)
+
+
+@njit(cache=True)
 def leaky_relu(q1, q2, q12, a, pp, dd):
     """phi(x) = x for x > 0, a x otherwise = (1 - a) relu(x) + a x."""
-    b = (1.0 - a) * (1.0 - a)
-    for i in prange(q1.size):
-        if q1[i] <= 0.0 and q2[i] <= 0.0:
-            pp[i] = 0.0
-            dd[i] = a * a
-            continue
-        if q1[i] <= 0.0 or q2[i] <= 0.0:
-            pp[i] = 0.0
-            dd[i] = a * 0.5 * (1.0 + a)  # phi'(0) E[phi'(v)] = a (1 + a) / 2
-            continue
-        t = _theta(q1[i], q2[i], q12[i])
-        s = math.sqrt(q1[i] * q2[i])
-        pp[i] = b * s * _INV_2PI * (math.sin(t) + (math.pi - t) * math.cos(t)) + a * q12[i]
-        dd[i] = b * (math.pi - t) * _INV_2PI + a
+    _arccos_array(LEAKY_RELU, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def abs_(q1, q2, q12, a, pp, dd):
     """|u||v| = sum of four relu products; sign(u) sign(v) from the orthant probabilities."""
-    for i in prange(q1.size):
-        if q1[i] <= 0.0 or q2[i] <= 0.0:
-            pp[i] = 0.0
-            dd[i] = 0.0
-            continue
-        t = _theta(q1[i], q2[i], q12[i])
-        s = math.sqrt(q1[i] * q2[i])
-        pp[i] = s / math.pi * (2.0 * math.sin(t) + (math.pi - 2.0 * t) * math.cos(t))
-        dd[i] = 1.0 - 2.0 * t / math.pi
+    _arccos_array(ABS, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def step(q1, q2, q12, a, pp, dd):
     """Heaviside step with step(0) = 0; its derivative is 0 almost everywhere (autograd's value)."""
-    for i in prange(q1.size):
-        dd[i] = 0.0
-        if q1[i] <= 0.0 or q2[i] <= 0.0:
-            pp[i] = 0.0
-            continue
-        t = _theta(q1[i], q2[i], q12[i])
-        pp[i] = (math.pi - t) * _INV_2PI
+    _arccos_array(STEP, q1, q2, q12, a, pp, dd)
 
 
 @njit(cache=True, parallel=True)

@@ -17,13 +17,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
 
-from . import _gauss, _quadrature
+from . import _closed_forms, _gauss, _quadrature
 from ._validate import check_choice, check_inputs, check_int, check_nonnegative, check_positive
 from .activations import Activation, ActivationSpec, get_activation
 
@@ -180,54 +179,28 @@ def _mirror(a):
             a[i, j] = a[j, i]
 
 
-_ARCCOS_KINDS = {"relu": 0, "leaky_relu": 1, "abs": 2, "step": 3}
+_ARCCOS_KINDS = {
+    "relu": _closed_forms.RELU,
+    "leaky_relu": _closed_forms.LEAKY_RELU,
+    "abs": _closed_forms.ABS,
+    "step": _closed_forms.STEP,
+}
 
 
 @njit(cache=True, parallel=True)
 def _arccos_layer(nngp, ntk, var1, var2, kind, slope, sw2, sb2, a_ntk, w_ntk, symmetric, out_nngp, out_ntk):
-    """Fused nonlinearity + dense layer for the arc-cosine family (Cho & Saul 2009).
+    """Fused nonlinearity + dense layer for the arc-cosine family (``_closed_forms.arccos_family``).
 
-    Same formulas as ``_closed_forms.relu / leaky_relu / abs_ / step`` (the tests check the two
-    against each other), with sin(theta) = sqrt(det)/s and cos(theta) = q12/s instead of
-    trigonometric calls, and the dense update applied in the same pass:
-    out_nngp = sw2 pp + sb2, out_ntk = a_ntk pp + w_ntk + sw2 dd ntk.
+    out_nngp = sw2 pp + sb2, out_ntk = a_ntk pp + w_ntk + sw2 dd ntk, in one pass over the pairs
+    (upper triangle only when symmetric).
     """
     n1, n2 = nngp.shape
-    inv2pi = 0.5 / math.pi
-    b = (1.0 - slope) * (1.0 - slope)
     for r in prange(n1):
         i = np.int64(r)
         j0 = i if symmetric else np.int64(0)
         for j in range(j0, n2):
-            q1 = var1[i]
-            q2 = var2[j]
-            q12 = q1 if (symmetric and j == i) else nngp[i, j]  # c = 1 exactly on the diagonal
-            if q1 <= 0.0 or q2 <= 0.0:
-                pp = 0.0
-                dd = 0.0
-                if kind == 1:
-                    dd = slope * slope if (q1 <= 0.0 and q2 <= 0.0) else slope * 0.5 * (1.0 + slope)
-            else:
-                prod = q1 * q2
-                det = prod - q12 * q12
-                if det < 0.0:
-                    det = 0.0
-                sq = math.sqrt(det)
-                t = math.atan2(sq, q12)
-                k1 = (sq + (math.pi - t) * q12) * inv2pi  # s (sin t + (pi - t) cos t) / (2 pi)
-                k0 = (math.pi - t) * inv2pi
-                if kind == 0:
-                    pp = k1
-                    dd = k0
-                elif kind == 1:
-                    pp = b * k1 + slope * q12
-                    dd = b * k0 + slope
-                elif kind == 2:
-                    pp = (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi
-                    dd = 1.0 - 2.0 * t / math.pi
-                else:
-                    pp = k0
-                    dd = 0.0
+            q12 = var1[i] if (symmetric and j == i) else nngp[i, j]  # c = 1 exactly on the diagonal
+            pp, dd = _closed_forms.arccos_family(kind, slope, var1[i], var2[j], q12)
             out_nngp[i, j] = sw2 * pp + sb2
             out_ntk[i, j] = a_ntk * pp + w_ntk + sw2 * dd * ntk[i, j]
 
@@ -292,8 +265,6 @@ def _arccos_step(state: KernelState, cfg: _Config, stats: list[dict]) -> KernelS
 
 
 def _uses_arccos_fast_path(act: Activation) -> bool:
-    from . import _closed_forms
-
     fused = {"relu": _closed_forms.relu, "leaky_relu": _closed_forms.leaky_relu, "abs": _closed_forms.abs_,
              "step": _closed_forms.step}
     return act.name in fused and act.closed_form is fused[act.name]
