@@ -182,6 +182,26 @@ def _series(a2, c, r0):
     return s, ds
 
 
+@njit(cache=True, inline="always")
+def _newton_bisect_step(c, f, slope, lo, hi):
+    """One safeguarded Newton step for an increasing f(c) on the bracket [lo, hi].
+
+    Returns (c_new, lo, hi, done): the bracket shrinks to the side f's sign allows, the Newton
+    step is replaced by bisection when it leaves the bracket, and done is True at a root or once
+    the step or the bracket is below 1e-16.
+    """
+    if f > 0.0:
+        hi = c
+    elif f < 0.0:
+        lo = c
+    else:
+        return c, lo, hi, True
+    new = c - f / slope if slope > 0.0 else -1.0
+    if not (new > lo and new < hi):
+        new = 0.5 * (lo + hi)
+    return new, lo, hi, abs(new - c) <= 1e-16 or hi - lo <= 1e-16
+
+
 @njit(cache=True, parallel=True)
 def solve_correlation(a2, r0, sw2, q_star, c_out, slope_out, bound_out):
     """Non-trivial fixed point c* in [0, 1) of the correlation map, from Hermite coefficients.
@@ -204,20 +224,9 @@ def solve_correlation(a2, r0, sw2, q_star, c_out, slope_out, bound_out):
         else:
             for _it in range(200):
                 s, ds = _series(coef, c, r0[p])
-                f = sw2[p] * s - q_star[p]
-                if f > 0.0:
-                    hi = c
-                elif f < 0.0:
-                    lo = c
-                else:
+                c, lo, hi, done = _newton_bisect_step(c, sw2[p] * s - q_star[p], sw2[p] * ds, lo, hi)
+                if done:
                     break
-                new = c - f / (sw2[p] * ds) if ds > 0.0 else -1.0
-                if not (new > lo and new < hi):
-                    new = 0.5 * (lo + hi)
-                if abs(new - c) <= 1e-16 or hi - lo <= 1e-16:
-                    c = new
-                    break
-                c = new
         c_out[p] = c
         d = 0.0
         power = 1.0
@@ -391,20 +400,9 @@ def solve_correlation_table(coef_table, h, sw2, q_star, g, c_out, slope_out, bou
         else:
             for _it in range(200):
                 s, ds = _series_truncated(a2, tail, c, q)
-                f = s - target
-                if f > 0.0:
-                    hi = c
-                elif f < 0.0:
-                    lo = c
-                else:
+                c, lo, hi, done = _newton_bisect_step(c, s - target, ds, lo, hi)
+                if done:
                     break
-                new = c - f / ds if ds > 0.0 else -1.0
-                if not (new > lo and new < hi):
-                    new = 0.5 * (lo + hi)
-                if abs(new - c) <= 1e-16 or hi - lo <= 1e-16:
-                    c = new
-                    break
-                c = new
         c_out[p] = c
         d = 0.0
         power = 1.0

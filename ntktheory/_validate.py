@@ -75,7 +75,8 @@ def check_inputs(name: str, x: object, *, features: int | None = None) -> np.nda
         raise ValueError(f"`{name}` must have at least one point and one feature; got shape {arr.shape!r}.")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"`{name}` must be finite; entry {tuple(int(i) for i in bad)!r} is {float(arr[tuple(bad)])!r}.")
+        entry = tuple(int(i) for i in bad)
+        raise ValueError(f"`{name}` must be finite; entry {entry!r} is {float(arr[entry])!r}.")
     if features is not None and arr.shape[1] != features:
         raise ValueError(
             f"`{name}` has {arr.shape[1]} features but the other input has {features}; "

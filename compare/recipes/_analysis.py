@@ -191,7 +191,10 @@ def kernel_gd(
     For the loss (1/2N)|f(X) - Y|^2 and a model linear in its parameters with tangent kernel Theta,
     one step of gradient descent moves the outputs by -(eta/N) Theta(., X)(f(X) - Y). After t steps
 
-    .. math:: f_t(x) = f_0(x) - \Theta(x, X)\,V\,\mathrm{diag}\Bigl(\frac{1 - (1 - \eta\lambda_i/N)^t}{\lambda_i}\Bigr)V^T (f_0(X) - Y)
+    .. math::
+
+        f_t(x) = f_0(x) - \Theta(x, X)\,V\,\mathrm{diag}\Bigl(\frac{1 - (1 - \eta\lambda_i/N)^t}{\lambda_i}\Bigr)
+        V^T (f_0(X) - Y)
 
     with Theta(X, X) = V diag(lambda) V^T. With Theta the empirical NTK at initialisation and f_0
     the network's initial outputs, this is *exactly* the linearised network trained with the same

@@ -34,7 +34,7 @@ __all__ = [
 #: The scales every recipe defines, smallest first.
 SCALES: tuple[str, ...] = ("tiny", "small", "paper")
 
-_REGISTRY: dict[str, "Recipe"] = {}
+_REGISTRY: dict[str, Recipe] = {}
 
 #: The order ``ntkgap recipe list`` shows (that of the tracker issue); later registrations follow.
 _ORDER = ("seleznova-kutyniok", "hanin-nica", "lee-wide-linear", "liu-zhu-belkin", "wenger-dangel-kristiadi")

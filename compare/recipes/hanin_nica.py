@@ -66,9 +66,13 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
         coords={"width": widths, "beta": betas, "seed": np.arange(config["seeds"]), "x": np.arange(config["n_inputs"]),
                 "depth": (("width", "beta"), depths)},
     )
-    ds["ntk_diag_empirical"].attrs["long_name"] = "Theta(x, x) of a relu MLP, NTK parameterisation, sigma_w^2 = 2, sigma_b = 0"
+    ds["ntk_diag_empirical"].attrs["long_name"] = (
+        "Theta(x, x) of a relu MLP, NTK parameterisation, sigma_w^2 = 2, sigma_b = 0"
+    )
     ds["beta_actual"].attrs["long_name"] = "depth / width actually used (depth rounded to an integer)"
-    ds["ratio_theory"].attrs["long_name"] = "ntktheory.hanin_nica_ratio: exp(5 beta), Hanin & Nica Thm. 1 (up to constants)"
+    ds["ratio_theory"].attrs["long_name"] = (
+        "ntktheory.hanin_nica_ratio: exp(5 beta), Hanin & Nica Thm. 1 (up to constants)"
+    )
     return ds
 
 
@@ -108,7 +112,8 @@ def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
             "the exponential rate is 5 (Hanin & Nica's asymptotic exp(5β))",
             "fitted rate r (95% CI)", fit.rate, fit.half_width,
             "95% CI overlaps [4.5, 5.5]", judge_interval(fit.rate, fit.half_width, 4.5, 5.5),
-            "The theorem is a scaling law up to constants, asymptotic in width; small widths give a smaller effective rate.",
+            "The theorem is a scaling law up to constants, asymptotic in width; "
+            "small widths give a smaller effective rate.",
         ),
         Claim(
             "at small widths (n = 32..128) the effective rate is about 3.1-3.7 (known Monte Carlo value)",

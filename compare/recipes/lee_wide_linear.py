@@ -27,7 +27,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from .._data import load_digits
-from .._metrics import function_distance, relative_kernel_change, width_scaling_exponent
+from .._metrics import function_distance, width_scaling_exponent
 from ._analysis import kernel_gd
 from ._base import Recipe, label_widths, map_tasks, register, slope_claim_values
 from ._report import Claim, judge_band, judge_threshold
@@ -116,9 +116,9 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     }
     ds = xr.Dataset(
         {
-            "f_net": (dims + ("step", "point"), gather("f_net")),
-            "f_lin": (dims + ("step", "point"), gather("f_lin")),
-            "f_theory": (dims + ("step", "point"), gather("f_theory")),
+            "f_net": ((*dims, "step", "point"), gather("f_net")),
+            "f_lin": ((*dims, "step", "point"), gather("f_lin")),
+            "f_theory": ((*dims, "step", "point"), gather("f_theory")),
             "kernel_change": (dims, gather("kernel_change")),
             "learning_rate": (dims, gather("learning_rate")),
             "diverged": (dims, gather("diverged").astype(bool)),
@@ -159,7 +159,8 @@ def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
         s, h = slope_claim_values(fits["ntk", "kernel_change"])
         claims.append(Claim("NTK param.: the relative NTK change during training vanishes like width^-1/2 or faster",
                             "log-log slope of |Θ_T − Θ_0|/|Θ_0| vs width (95% CI)", s, h,
-                            "CI (half-width ≤ 0.35, else not testable) overlaps [−1.0, −0.5] (theory bound −1/2; measured −0.6 to −1.0 in the literature)",
+                            "CI (half-width ≤ 0.35, else not testable) overlaps [−1.0, −0.5] "
+                            "(theory bound −1/2; measured −0.6 to −1.0 in the literature)",
                             judge_band(s, h, -1.0, -0.5, max_half_width=MAX_HALF_WIDTH), note))
         s, h = slope_claim_values(fits["ntk", "gap_linearised"])
         claims.append(Claim("NTK param.: the trained network approaches its linearisation as width grows",

@@ -25,7 +25,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from torch import nn
 
-from .._metrics import relative_kernel_change, width_scaling_exponent
+from .._metrics import width_scaling_exponent
 from ._base import Recipe, label_widths, map_tasks, register, slope_claim_values
 from ._report import Claim, judge_band
 from .lee_wide_linear import digits_task
@@ -122,7 +122,8 @@ def _figure(ds: xr.Dataset, fits, path: Path) -> None:
             ax.loglog(np.repeat(widths, vals.sizes["seed"]), vals.values.ravel(), ".", color=colour, alpha=0.4)
             fit = fits[r, v]
             ax.loglog(widths, np.exp(np.log(vals).mean("seed")), "o-", color=colour,
-                      label=f"{r} readout: slope {float(fit.slope):.2f} [{float(fit.slope_low):.2f}, {float(fit.slope_high):.2f}]")
+                      label=f"{r} readout: slope {float(fit.slope):.2f} "
+                            f"[{float(fit.slope_low):.2f}, {float(fit.slope_high):.2f}]")
         first = float(np.exp(np.log(ds[v].sel(readout="linear")).mean("seed"))[0])
         ax.loglog(widths, first * (widths / widths[0]) ** -0.5, "k--", label="∝ width^-1/2")
         ax.set_xlabel("width m")

@@ -93,13 +93,13 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     grid = ("activation", "sigma_w2", "depth")
     ds = xr.Dataset(
         {
-            "ntk_diag_empirical": (grid + ("width", "seed", "x"), init),
-            "loss_ratio": (grid + ("train_seed",), train[..., 0]),
-            "kernel_change": (grid + ("train_seed",), train[..., 1]),
-            "diverged": (grid + ("train_seed",), train[..., 2].astype(bool)),
-            "learning_rate": (grid + ("train_seed",), train[..., 3]),
+            "ntk_diag_empirical": ((*grid, "width", "seed", "x"), init),
+            "loss_ratio": ((*grid, "train_seed"), train[..., 0]),
+            "kernel_change": ((*grid, "train_seed"), train[..., 1]),
+            "diverged": ((*grid, "train_seed"), train[..., 2].astype(bool)),
+            "learning_rate": ((*grid, "train_seed"), train[..., 3]),
             "critical_sigma_w2": (("activation",), critical),
-            "ratio_theory": (grid + ("width",), theory),
+            "ratio_theory": ((*grid, "width"), theory),
         },
         coords={"activation": acts, "sigma_w2": sw2, "depth": depths, "width": widths,
                 "seed": np.arange(config["seeds"]), "x": np.arange(config["n_inputs"]),
@@ -118,7 +118,7 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
 def dispersion(ds: xr.Dataset) -> xr.Dataset:
     """E[K^2]/E[K]^2 of the diagonal NTK over seeds, and its bootstrap CI half-width, per grid point."""
     vals = ds["ntk_diag_empirical"].transpose("activation", "sigma_w2", "depth", "width", "seed", "x").values
-    out = np.empty(vals.shape[:4] + (2,))
+    out = np.empty((*vals.shape[:4], 2))
     for idx in np.ndindex(*vals.shape[:4]):
         r, _, hw = second_moment_ratio(vals[idx], seed=int(np.ravel_multi_index(idx, vals.shape[:4])))
         out[idx] = (r, hw)
@@ -157,8 +157,10 @@ def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
         ch_lo = float(change.sel(activation="relu", depth=deep, sigma_w2=s_lo))
         factor = ch_hi / ch_lo if ch_lo > 0 else math.nan
         claims.append(Claim(
-            "chaotic deep networks leave the NTK regime in training: the NTK changes much more than on the ordered side",
-            f"relative NTK change at depth {deep}: chaotic (σ_w² = {s_hi:g}) / ordered (σ_w² = {s_lo:g}) (median over seeds)",
+            "chaotic deep networks leave the NTK regime in training: "
+            "the NTK changes much more than on the ordered side",
+            f"relative NTK change at depth {deep}: chaotic (σ_w² = {s_hi:g}) / ordered (σ_w² = {s_lo:g}) "
+            "(median over seeds)",
             factor, None, "factor ≥ 3", judge_threshold(factor, 3.0, above=True),
             f"changes: chaotic {ch_hi:.3g}, ordered {ch_lo:.3g}; training width {int(ds.train_width)}.",
         ))
@@ -168,7 +170,9 @@ def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
             f"vanishing gradients (ReLU, σ_w² = {s_lo:g}): deep networks become untrainable while shallow ones train",
             f"loss after training / initial loss at depth {deep} (median over seeds)", l_deep, None,
             f"ratio > 0.5 at depth {deep} and < 0.5 at depth {shallow}",
-            None if not (math.isfinite(l_deep) and math.isfinite(l_shallow)) else bool(l_deep > 0.5 and l_shallow < 0.5),
+            None
+            if not (math.isfinite(l_deep) and math.isfinite(l_shallow))
+            else bool(l_deep > 0.5 and l_shallow < 0.5),
             f"depth {shallow}: {l_shallow:.3g}. Learning rate half the critical 2N/λ_max of each network's NTK.",
         ))
         if "ratio_theory" in ds:

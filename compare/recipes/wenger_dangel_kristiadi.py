@@ -129,9 +129,9 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
 
     dims = ("depth", "width", "seed")
     data = {
-        "loss_net": (dims + ("step",), gather("loss_net")),
-        "loss_ntk": (dims + ("step",), gather("loss_ntk")),
-        "f_test": (dims + ("test",), gather("f_test")),
+        "loss_net": ((*dims, "step"), gather("loss_net")),
+        "loss_ntk": ((*dims, "step"), gather("loss_ntk")),
+        "f_test": ((*dims, "test"), gather("f_test")),
         "ntk_gp_variance": (("depth", "test"), np.stack([theory[L]["gp_var"] for L in depths])),
         "learning_rate": (("depth",), [theory[L]["lr"] for L in depths]),
         "diverged": (dims, gather("diverged").astype(bool)),
@@ -150,7 +150,8 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
 def errors(ds: xr.Dataset) -> xr.Dataset:
     """Relative error of each NTK prediction per (depth, width) (mean over seeds), with standard errors."""
     ok = ~ds["diverged"]
-    rel_a = (np.abs(ds["loss_net"].isel(step=-1) - ds["loss_ntk"].isel(step=-1)) / ds["loss_ntk"].isel(step=-1)).where(ok)
+    final_net, final_ntk = ds["loss_net"].isel(step=-1), ds["loss_ntk"].isel(step=-1)
+    rel_a = (np.abs(final_net - final_ntk) / final_ntk).where(ok)
     f_test = ds["f_test"].where(ok)
     ens_var = f_test.var("seed", ddof=1).mean("test")
     gp_var = ds["ntk_gp_variance"].mean("test")

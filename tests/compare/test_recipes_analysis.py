@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from compare.recipes import Claim, judge_band, judge_below
-from compare.recipes import hanin_nica, lee_wide_linear, liu_zhu_belkin, seleznova_kutyniok, wenger_dangel_kristiadi
+from compare.recipes import (
+    Claim,
+    hanin_nica,
+    judge_band,
+    judge_below,
+    lee_wide_linear,
+    liu_zhu_belkin,
+    seleznova_kutyniok,
+    wenger_dangel_kristiadi,
+)
 from compare.recipes._analysis import (
     first_width_within,
     fit_exponential_rate,
@@ -29,7 +37,7 @@ def _lognormal(rng: np.random.Generator, s2: float, size) -> np.ndarray:
 def test_second_moment_ratio_recovers_lognormal_value_within_its_interval() -> None:
     rng = np.random.default_rng(1)
     for s2 in (0.1, 0.5, 1.0):
-        value, se, hw = second_moment_ratio(_lognormal(rng, s2, (4000, 2)), n_boot=300)
+        value, _se, hw = second_moment_ratio(_lognormal(rng, s2, (4000, 2)), n_boot=300)
         assert abs(value - math.exp(s2)) <= 2 * hw, (s2, value, hw)
         assert 0 < hw < 0.5 * math.exp(s2)
 
@@ -160,12 +168,14 @@ def _lee_dataset(rng: np.random.Generator, exponent: float) -> xr.Dataset:
     scale = np.array(widths, dtype=float)[None, :, None, None, None] ** exponent
     f_lin = np.broadcast_to(base, shape).copy()
     f_net = f_lin + 3.0 * scale * rng.standard_normal(shape)
-    f_theory = f_net + 2.0 * np.array(widths, dtype=float)[None, :, None, None, None] ** -0.5 * rng.standard_normal(shape)
-    change = 2.0 * np.array(widths, dtype=float)[None, :, None] ** exponent * np.exp(0.05 * rng.standard_normal((2, 5, 4)))
+    width_factor = np.array(widths, dtype=float)[None, :, None, None, None] ** -0.5
+    f_theory = f_net + 2.0 * width_factor * rng.standard_normal(shape)
+    noise = np.exp(0.05 * rng.standard_normal((2, 5, 4)))
+    change = 2.0 * np.array(widths, dtype=float)[None, :, None] ** exponent * noise
     dims = ("parameterization", "width", "seed")
     return xr.Dataset(
-        {"f_net": (dims + ("step", "point"), f_net), "f_lin": (dims + ("step", "point"), f_lin),
-         "f_theory": (dims + ("step", "point"), f_theory), "kernel_change": (dims, change),
+        {"f_net": ((*dims, "step", "point"), f_net), "f_lin": ((*dims, "step", "point"), f_lin),
+         "f_theory": ((*dims, "step", "point"), f_theory), "kernel_change": (dims, change),
          "diverged": (dims, np.zeros((2, 5, 4), dtype=bool))},
         coords={"parameterization": ["ntk", "standard"], "width": widths, "step": [0, 10],
                 "point": np.arange(n_points), "split": ("point", ["train"] * 4 + ["test"] * 6),
@@ -222,9 +232,9 @@ def test_seleznova_kutyniok_analysis(tmp_path) -> None:
     change[0, 2, 1] = 0.5  # chaotic deep relu: large change
     grid = ("activation", "sigma_w2", "depth")
     ds = xr.Dataset(
-        {"ntk_diag_empirical": (grid + ("width", "seed", "x"), diag), "loss_ratio": (grid + ("train_seed",), loss),
-         "kernel_change": (grid + ("train_seed",), change), "critical_sigma_w2": (("activation",), [2.0, 103.0]),
-         "ratio_theory": (grid + ("width",), np.exp(s2))},
+        {"ntk_diag_empirical": ((*grid, "width", "seed", "x"), diag), "loss_ratio": ((*grid, "train_seed"), loss),
+         "kernel_change": ((*grid, "train_seed"), change), "critical_sigma_w2": (("activation",), [2.0, 103.0]),
+         "ratio_theory": ((*grid, "width"), np.exp(s2))},
         coords={"activation": acts, "sigma_w2": sw2, "depth": depths, "width": widths, "train_width": 100},
     )
     claims, figures = seleznova_kutyniok.analyse(ds, tmp_path)

@@ -66,6 +66,8 @@ def test_unknown_recipe_and_scale_are_refused() -> None:
 
 def test_tasks_run_on_a_dask_scheduler_in_order() -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
         assert map_tasks(abs, [-3, 2, -1], scheduler=cluster.scheduler_address) == [3, 2, 1]
     assert map_tasks(abs, [-3, 2, -1]) == [3, 2, 1]
