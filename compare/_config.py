@@ -243,6 +243,14 @@ class SweepConfig:
         object.__setattr__(self, "measure", tuple(self.measure))
         if self.parameterization not in ("ntk", "standard"):
             raise _fail("parameterization", self.parameterization, "allowed: 'ntk', 'standard'")
+        if self.parameterization == "standard":
+            # The analytic NTK then depends on the width, but a sweep's theory tasks are computed
+            # once per (activation, init, depth) and shared across widths.
+            raise NotImplementedError(
+                "sweep config key `parameterization`: 'standard' is not supported by sweeps yet (its analytic "
+                "NTK depends on width, and sweeps share one theory task across widths); use 'ntk', or "
+                "ntktheory.kernels(..., parameterization='standard', width=n) and the lee-wide-linear recipe."
+            )
         if self.dtype not in ("float64", "float32"):
             raise _fail("dtype", self.dtype, "allowed: 'float64', 'float32'")
         if not isinstance(self.name, str) or not self.name:

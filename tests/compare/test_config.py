@@ -114,3 +114,9 @@ def test_bundled_example_sweep_loads_and_resolves_critical_points():
     crit = resolved[("erf", "critical")][0]
     assert resolved[("erf", "ordered")][0] == 0.5 * crit and resolved[("erf", "chaotic")][0] == 2 * crit
     assert cfg.n_configurations == 2 * 3 * 5 * 2 * 4
+
+
+def test_standard_parameterisation_is_refused_before_any_work() -> None:
+    with pytest.raises(NotImplementedError, match=r"key `parameterization`: 'standard' is not supported by sweeps"):
+        SweepConfig(parameterization="standard")
+
