@@ -2,7 +2,8 @@
 
 ``ntkgap recipe list`` shows them; ``ntkgap recipe run NAME --scale small`` runs one and writes
 ``NAME.nc`` (the measurements), PNG figures and ``report.md`` (each claim, the measured value with
-its uncertainty, the criterion fixed beforehand, and held / not held / not testable).
+its uncertainty, the criterion (fixed in code, the same for every run), and held / not held / not
+testable).
 """
 
 from ._base import SCALES, Recipe, RecipeResult, get_recipe, list_recipes, report_recipe, run_recipe

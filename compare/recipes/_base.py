@@ -224,8 +224,10 @@ def _analyse(recipe: Recipe, ds: xr.Dataset, nc: Path, out_dir: Path, start: flo
     summary = (
         f"{recipe.summary}\n\nScale `{scale}`; experiment {ds.attrs.get('experiment_seconds', math.nan):.0f} s "
         f"(created {ds.attrs.get('creation_time', '?')}). Dataset: `{nc.name}` (opens with plain "
-        "`xarray.open_dataset`). Every criterion below was fixed before the numbers were measured; a claim that "
-        "does not hold at this scale is reported as not held."
+        "`xarray.open_dataset`). Each criterion is fixed in the recipe's code and applied identically to every run "
+        "and scale (see `compare/recipes/` and its git history for how criteria were set); a claim that does not "
+        "hold at this scale is reported as not held, and one whose 95% interval straddles the threshold as not "
+        "testable."
     )
     report = write_report(
         out_dir / "report.md",
