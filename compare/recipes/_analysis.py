@@ -14,7 +14,10 @@ the functions here cover what the recipes need beyond it:
   kernel's spectrum;
 * :func:`ntk_gp_variance` -- predictive variance of the NTK-GP over initialisations (Lee et al. 2019);
 * :func:`first_width_within` -- the smallest width from which a relative error stays within a
-  tolerance.
+  tolerance;
+* :func:`variance_ratio` -- measured variance over seeds / predicted variance, with a bootstrap
+  interval over seeds, and :func:`judge_ratio_within` -- whether such an interval lies within a
+  factor of 1.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ __all__ = [
     "ExponentialFit",
     "first_width_within",
     "fit_exponential_rate",
+    "judge_ratio_within",
     "kernel_gd",
     "ntk_gp_variance",
     "predicted_train_loss",
     "second_moment_ratio",
+    "variance_ratio",
 ]
 
 
@@ -348,3 +353,79 @@ def first_width_within(widths: Sequence[float], rel_error: Sequence[float], tole
             break
         found = float(wi)
     return found
+
+
+def variance_ratio(
+    outputs: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    n_boot: int = 400,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    r"""Variance over seeds of outputs / a predicted variance, averaged over points, with a bootstrap interval.
+
+    ratio = mean_m Var_s[outputs[s, m]] / predicted[m] (unbiased variance, ddof = 1). Seeds with a
+    non-finite output (a diverged run) are dropped. The percentile interval resamples whole seeds,
+    so correlations between the points of one network are kept.
+
+    Parameters
+    ----------
+    outputs
+        (S, M): outputs of S independently initialised (and trained) networks on M points.
+    predicted
+        (M,): the predicted variance on each point (> 0).
+    n_boot, confidence, seed
+        Bootstrap resamples, level of the interval, seed of the bootstrap.
+
+    Returns
+    -------
+    tuple
+        (ratio, lower, upper): NaN ratio with fewer than 2 finite seeds or a non-positive /
+        non-finite prediction; NaN bounds with fewer than 3.
+
+    Examples
+    --------
+    >>> r, lo, hi = variance_ratio(np.array([[1.0], [-1.0], [1.0], [-1.0]]), np.array([4 / 3]), n_boot=50)
+    >>> r
+    1.0
+    """
+    x = np.asarray(outputs, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    if x.ndim != 2 or p.shape != (x.shape[1],):
+        raise ValueError(f"need outputs (S, M) and predicted (M,); got {x.shape!r} and {p.shape!r}.")
+    x = x[np.all(np.isfinite(x), axis=1)]
+    if x.shape[0] < 2 or not np.all(np.isfinite(p) & (p > 0)):
+        return math.nan, math.nan, math.nan
+
+    def ratio(a: np.ndarray) -> float:
+        return float(np.mean(np.var(a, axis=0, ddof=1) / p))
+
+    value = ratio(x)
+    if x.shape[0] < 3:
+        return value, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.shape[0], size=(n_boot, x.shape[0]))
+    boots = np.array([ratio(x[i]) for i in idx])
+    lo, hi = np.quantile(boots, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return value, float(lo), float(hi)
+
+
+def judge_ratio_within(lower: float, upper: float, factor: float) -> bool | None:
+    """Whether an interval [lower, upper] of a ratio lies within [1/factor, factor].
+
+    True if the whole interval lies within, False if it lies entirely outside (above ``factor`` or
+    below ``1/factor``), None otherwise or when a bound is not finite (not testable).
+
+    Examples
+    --------
+    >>> judge_ratio_within(0.9, 1.2, 1.5), judge_ratio_within(2.0, 3.0, 1.5), judge_ratio_within(0.9, 2.0, 1.5)
+    (True, False, None)
+    """
+    if not (math.isfinite(lower) and math.isfinite(upper)):
+        return None
+    if lower >= 1.0 / factor and upper <= factor:
+        return True
+    if upper < 1.0 / factor or lower > factor:
+        return False
+    return None

@@ -10,6 +10,11 @@ As in their code (THEORY.md): standard parameterisation (W ~ N(0, sigma_w^2 / fa
 biases initialised at zero), unit-norm inputs, a grid of sigma_w^2 crossing the order/chaos
 boundary (ReLU: sigma_w^2 = 2; logistic sigmoid: about 103, so the whole grid is ordered), several
 depths and widths. Inputs are sklearn digits scaled to unit norm.
+
+The output function: each trained network's outputs on a few held-out digits, whose variance over
+training seeds is compared with the NTK-GP prediction (Lee et al. 2019, Eq. 16) from the analytic
+NNGP and NTK of the same architecture and width (the standard-parameterisation NTK depends on it),
+at the same learning rate and number of steps.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ._analysis import second_moment_ratio
+from ._analysis import judge_ratio_within, ntk_gp_variance, second_moment_ratio, variance_ratio
 from ._base import Recipe, map_tasks, register
 from ._report import Claim, judge_threshold
 from .lee_wide_linear import digits_task
@@ -58,20 +63,53 @@ def _train_task(task: Mapping[str, Any]) -> np.ndarray:
                         sigma_w=math.sqrt(task["sigma_w2"]), sigma_b=0.0, parameterization="standard",
                         seed=task["seed"], device="cpu")
     run = empirical.train(net, x, y, steps=task["steps"], lr_factor=task["lr_factor"],
-                          snapshot_steps=[0, task["steps"]], linearized=False, inplace=True)
+                          snapshot_steps=[0, task["steps"]], linearized=False, inplace=True,
+                          x_test=np.asarray(task["x_test"]))
     diverged = bool(run["diverged"].any())
     loss_ratio = float(run["loss"][-1] / run["loss"][0])
     change = float(run["ntk_relative_change"][-1])
-    return np.array([np.nan if diverged else loss_ratio, np.nan if diverged else change, float(diverged),
-                     run.attrs["lr"]])
+    out_test = run["output_test"].values[-1, :, 0]  # (M,) after the last step; NaN if diverged
+    return np.concatenate([[np.nan if diverged else loss_ratio, np.nan if diverged else change, float(diverged),
+                            run.attrs["lr"]], np.full_like(out_test, np.nan) if diverged else out_test])
+
+
+def predicted_output_variance(x_train: np.ndarray, x_test: np.ndarray, *, activation: str, sigma_w2: float,
+                              depths: list[int], width: int, learning_rates: np.ndarray,
+                              steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """NTK-GP variance over initialisations of f_T(x_test) (:func:`ntk_gp_variance`) and of f_0, each (depth, M).
+
+    Analytic NNGP and NTK (``ntktheory.kernels``, standard parameterisation at ``width``, sigma_b = 0)
+    of each depth from one pass; ``learning_rates[i]`` is the rate of depth ``depths[i]``. The second
+    array is the prior variance K(x, x) of the untrained network (the NNGP diagonal). A predicted
+    variance below ``1e-10 * max |K|`` is NaN: Eq. 16 is a difference of terms of size |K|, so below
+    that it is float64 cancellation, not a prediction (deep sigmoid networks, whose kernels are a
+    large constant plus a tiny input-dependent part).
+    """
+    import ntktheory
+
+    n = x_train.shape[0]
+    ds = ntktheory.kernels(np.concatenate([x_train, x_test]), activation=activation, depth=max(depths),
+                           sigma_w=math.sqrt(sigma_w2), sigma_b=0.0, parameterization="standard", width=width,
+                           all_depths=True)
+    nngp, ntk = ds["nngp"].values, ds["ntk"].values
+    out = np.full((len(depths), x_test.shape[0]), np.nan)
+    prior = np.stack([np.diag(nngp[L - 1][n:, n:]) for L in depths])
+    for i, L in enumerate(depths):
+        k, th = nngp[L - 1], ntk[L - 1]
+        if not math.isfinite(learning_rates[i]):
+            continue
+        out[i] = ntk_gp_variance(th[:n, :n], th[n:, :n], k[:n, :n], k[n:, :n], np.diag(k[n:, n:]), steps,
+                                 learning_rate=float(learning_rates[i]))
+        out[i, out[i] < 1e-10 * np.max(np.abs(k))] = np.nan
+    return out, prior
 
 
 def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     """NTK diagonal over seeds at init on the (activation, sigma_w2, depth, width) grid; training runs."""
     acts, sw2, depths, widths = config["activations"], config["sigma_w2"], config["depths"], config["widths"]
     critical = [critical_sigma_w2(a) for a in acts]  # analytic and cheap: first, so a failure costs nothing
-    x_train, y_train, _, _ = digits_task(config["n_train"], 0)
-    x_train = _unit(x_train)
+    x_train, y_train, x_test, _ = digits_task(config["n_train"], config["n_test"])
+    x_train, x_test = _unit(x_train), _unit(x_test)
     x_init = x_train[: config["n_inputs"]]
     import ntktheory
 
@@ -85,11 +123,19 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
                   for a in acts for s in sw2 for L in depths for w in widths]
     init = np.stack(map_tasks(_init_task, init_tasks, scheduler)).reshape(
         len(acts), len(sw2), len(depths), len(widths), config["seeds"], config["n_inputs"])
-    train_tasks = [dict(x=x_train, y=y_train, width=config["train_width"], depth=L, activation=a, sigma_w2=s,
-                        seed=seed, steps=config["steps"], lr_factor=config["lr_factor"])
+    train_tasks = [dict(x=x_train, y=y_train, x_test=x_test, width=config["train_width"], depth=L, activation=a,
+                        sigma_w2=s, seed=seed, steps=config["steps"], lr_factor=config["lr_factor"])
                    for a in acts for s in sw2 for L in depths for seed in range(config["train_seeds"])]
     train = np.stack(map_tasks(_train_task, train_tasks, scheduler)).reshape(
-        len(acts), len(sw2), len(depths), config["train_seeds"], 4)
+        len(acts), len(sw2), len(depths), config["train_seeds"], 4 + config["n_test"])
+    # the NTK-GP prediction at each network's configuration, at the median learning rate over its seeds
+    with np.errstate(all="ignore"):
+        lr_med = np.nanmedian(np.where(np.isfinite(train[..., 3]), train[..., 3], np.nan), axis=-1)
+    pred = np.stack([[predicted_output_variance(x_train, x_test, activation=a, sigma_w2=s, depths=list(depths),
+                                                width=config["train_width"], learning_rates=lr_med[i, j],
+                                                steps=config["steps"])
+                      for j, s in enumerate(sw2)] for i, a in enumerate(acts)])  # (act, sw2, 2, depth, M)
+    pred, prior = np.moveaxis(pred, 2, 0)
     grid = ("activation", "sigma_w2", "depth")
     ds = xr.Dataset(
         {
@@ -98,17 +144,29 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
             "kernel_change": ((*grid, "train_seed"), train[..., 1]),
             "diverged": ((*grid, "train_seed"), train[..., 2].astype(bool)),
             "learning_rate": ((*grid, "train_seed"), train[..., 3]),
+            "output_test": ((*grid, "train_seed", "x_test"), train[..., 4:]),
+            "output_variance_ntk": ((*grid, "x_test"), pred),
+            "output_variance_prior": ((*grid, "x_test"), prior),
             "critical_sigma_w2": (("activation",), critical),
             "ratio_theory": ((*grid, "width"), theory),
         },
         coords={"activation": acts, "sigma_w2": sw2, "depth": depths, "width": widths,
                 "seed": np.arange(config["seeds"]), "x": np.arange(config["n_inputs"]),
-                "train_seed": np.arange(config["train_seeds"]), "train_width": config["train_width"]},
+                "train_seed": np.arange(config["train_seeds"]), "train_width": config["train_width"],
+                "x_test": np.arange(config["n_test"])},
     )
     ds["ntk_diag_empirical"].attrs["long_name"] = "Theta(x, x), standard parameterisation, unit-norm digits"
     ds["loss_ratio"].attrs["long_name"] = f"training loss after {config['steps']} GD steps / initial loss"
     ds["kernel_change"].attrs["long_name"] = "|Theta_T - Theta_0|_F / |Theta_0|_F on the training points"
     ds["learning_rate"].attrs["long_name"] = "lr_factor * 2N / lambda_max(empirical Theta_0)"
+    ds["output_test"].attrs["long_name"] = (
+        f"trained network's output f_T(x) on held-out unit-norm digits after {config['steps']} GD steps "
+        "(NaN if diverged)")
+    ds["output_variance_ntk"].attrs["long_name"] = (
+        "NTK-GP predicted Var over initialisations of f_T(x) (Lee et al. 2019 Eq. 16, discrete time): analytic "
+        "NNGP/NTK, standard parameterisation at train_width, median learning rate over train seeds")
+    ds["output_variance_prior"].attrs["long_name"] = (
+        "NNGP prior Var over initialisations of the untrained output f_0(x) = K(x, x) (analytic, at train_width)")
     ds["critical_sigma_w2"].attrs["long_name"] = "order/chaos boundary at sigma_b = 0 (ntktheory.critical_sigma_w2)"
     ds["ratio_theory"].attrs["long_name"] = (
         "ntktheory.seleznova_kutyniok_dispersion: leading-order E[K^2]/E[K]^2 (ReLU only; NaN otherwise)")
@@ -125,6 +183,67 @@ def dispersion(ds: xr.Dataset) -> xr.Dataset:
     dims = ("activation", "sigma_w2", "depth", "width")
     coords = {d: ds[d] for d in dims}
     return xr.Dataset({"ratio": (dims, out[..., 0]), "ratio_ci_half_width": (dims, out[..., 1])}, coords=coords)
+
+
+VARIANCE_FACTOR = 1.5  # the output variance "matches" its NTK prediction when within this factor
+
+
+def output_variance(ds: xr.Dataset) -> xr.Dataset:
+    """Measured Var over train seeds of the trained outputs against the NTK-GP prediction, per grid point.
+
+    ``ratio`` = mean over test points of Var_seeds[f_T(x)] / predicted Var[f_T(x)] with its 95%
+    bootstrap interval over seeds (:func:`variance_ratio`); ``measured`` and ``predicted`` are the
+    variances averaged over test points, ``prior`` the NNGP variance of the untrained output.
+    """
+    grid = ("activation", "sigma_w2", "depth")
+    outs = ds["output_test"].transpose(*grid, "train_seed", "x_test").values
+    pred = ds["output_variance_ntk"].transpose(*grid, "x_test").values
+    prior = (ds["output_variance_prior"].transpose(*grid, "x_test").values if "output_variance_prior" in ds
+             else np.full_like(pred, np.nan))
+    res = np.full((*outs.shape[:3], 6), np.nan)
+    for idx in np.ndindex(*outs.shape[:3]):
+        r, lo, hi = variance_ratio(outs[idx], pred[idx], seed=int(np.ravel_multi_index(idx, outs.shape[:3])))
+        ok = np.all(np.isfinite(outs[idx]), axis=1)
+        meas = float(np.mean(np.var(outs[idx][ok], axis=0, ddof=1))) if ok.sum() >= 2 else np.nan
+        res[idx] = (r, lo, hi, meas, float(np.mean(pred[idx])), float(np.mean(prior[idx])))
+    coords = {d: ds[d] for d in grid}
+    names = ("ratio", "ratio_lower", "ratio_upper", "measured", "predicted", "prior")
+    return xr.Dataset({n: (grid, res[..., i]) for i, n in enumerate(names)}, coords=coords)
+
+
+def _variance_claims(ds: xr.Dataset, var: xr.Dataset) -> list[Claim]:
+    """Output variance vs its NTK prediction: matches (ordered, depth 1), deviates (chaotic, deepest)."""
+    f = VARIANCE_FACTOR
+    deep, shallow = int(ds.depth.max()), int(ds.depth.min())
+    s_lo, s_hi = float(ds.sigma_w2.min()), float(ds.sigma_w2.max())
+    n_seeds, n_test = ds.sizes["train_seed"], ds.sizes["x_test"]
+    claims = []
+    for side, s, depth, matches in (("ordered", s_lo, shallow, True), ("chaotic", s_hi, deep, False)):
+        v = var.sel(activation="relu", sigma_w2=s, depth=depth)
+        r, lo, hi = float(v.ratio), float(v.ratio_lower), float(v.ratio_upper)
+        within = judge_ratio_within(lo, hi, f)
+        held = within if matches else (None if within is None else not within)
+        extra = ""
+        if float(v.measured) > float(v.prior):
+            extra = (f" The measured variance exceeds even the untrained output's NNGP variance "
+                     f"{float(v.prior):.3g}: the spread over seeds points to the finite-width NTK's own randomness "
+                     "acting on the targets, which Eq. 16 (a deterministic kernel) leaves out.")
+        claims.append(Claim(
+            f"{side} side (ReLU, σ_w² = {s:g}), depth {depth}: the variance over initialisations of the trained "
+            "network's output " + (f"matches its NTK-GP prediction within a factor {f:g}" if matches else
+                                   f"deviates from its NTK-GP prediction by more than a factor {f:g}"),
+            f"Var over seeds of f_T(x) / NTK-GP predicted variance, mean over {n_test} held-out digits, "
+            f"width {int(ds.train_width)} (95% bootstrap CI over seeds)",
+            r, (hi - lo) / 2 if math.isfinite(lo) and math.isfinite(hi) else None,
+            (f"held if the CI lies within [1/{f:g}, {f:g}], not held if entirely outside, else not testable"
+             if matches else
+             f"held if the CI lies entirely outside [1/{f:g}, {f:g}], not held if within, else not testable"),
+            held,
+            f"CI [{lo:.3g}, {hi:.3g}]; measured {float(v.measured):.3g}, predicted {float(v.predicted):.3g}; "
+            f"{n_seeds} training seeds (diverged runs dropped). Analytic kernels of the same width (standard "
+            "parameterisation), median learning rate over seeds, Lee et al. 2019 Eq. 16." + extra,
+        ))
+    return claims
 
 
 def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
@@ -198,6 +317,8 @@ def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
             f"loss after training / initial loss, ReLU, σ_w² = {s_hi:g}, depth {deep} (median over seeds)",
             l_chaos, None, "ratio < 0.5", judge_threshold(l_chaos, 0.5, above=False),
         ))
+        if "output_test" in ds:
+            claims.extend(_variance_claims(ds, output_variance(ds)))
     if "sigmoid" in acts:
         r = disp.sel(activation="sigmoid", width=w_max)
         idx = np.unravel_index(int(np.nanargmax(r.ratio.values)), r.ratio.shape)
@@ -211,7 +332,52 @@ def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
         ))
     fig_path = out_dir / "seleznova_kutyniok_heatmaps.png"
     _figure(ds, disp, loss, change, fig_path)
-    return claims, [fig_path]
+    figures = [fig_path]
+    if "output_test" in ds:
+        var_path = out_dir / "seleznova_kutyniok_output_variance.png"
+        _variance_figure(ds, output_variance(ds), var_path)
+        figures.append(var_path)
+    return claims, figures
+
+
+def _variance_figure(ds: xr.Dataset, var: xr.Dataset, path: Path) -> None:
+    """Per activation: measured vs predicted output variance over σ_w² per depth, and their ratio."""
+    import matplotlib
+
+    acts = list(ds.activation.values)
+    sw2 = ds.sigma_w2.values
+    cmap = matplotlib.colormaps["viridis"]
+    depths = ds.depth.values
+    colors = [cmap(i / max(len(depths) - 1, 1)) for i in range(len(depths))]
+    fig = Figure(figsize=(12, 4.2 * len(acts)), constrained_layout=True)
+    f = VARIANCE_FACTOR
+    for i, a in enumerate(acts):
+        crit = float(ds["critical_sigma_w2"].sel(activation=a))
+        ax_v = fig.add_subplot(len(acts), 2, 2 * i + 1)
+        ax_r = fig.add_subplot(len(acts), 2, 2 * i + 2)
+        for L, c in zip(depths, colors):
+            v = var.sel(activation=a, depth=L)
+            ax_v.plot(sw2, v.measured, "o-", color=c, label=f"depth {int(L)} measured")
+            ax_v.plot(sw2, v.predicted, "x--", color=c, label=f"depth {int(L)} NTK-GP")
+            err = np.array([v.ratio - v.ratio_lower, v.ratio_upper - v.ratio])
+            ax_r.errorbar(sw2, v.ratio, yerr=np.where(np.isfinite(err), err, 0), fmt="o-", color=c, capsize=3,
+                          label=f"depth {int(L)}")
+        ax_r.axhspan(1 / f, f, color="0.85", zorder=0, label=f"within ×{f:g}")
+        ax_r.axhline(1.0, color="k", lw=0.8)
+        for ax in (ax_v, ax_r):
+            ax.set_yscale("log")
+            ax.set_xlabel("σ_w²")
+            if math.isfinite(crit) and sw2.min() <= crit <= sw2.max():
+                ax.axvline(crit, color="red", ls=":", lw=2, label=f"critical σ_w² = {crit:.3g}")
+        on_grid = math.isfinite(crit) and sw2.min() <= crit <= sw2.max()
+        off = "" if on_grid else f"\n(critical σ_w² = {crit:.3g}, off grid: all ordered)"
+        ax_v.set_ylabel("Var over seeds of f_T(x), mean over test points")
+        ax_v.set_title(f"{a}: trained output variance, measured (o) vs NTK-GP prediction (x){off}", fontsize=9)
+        ax_r.set_ylabel("measured / predicted (95% bootstrap CI)")
+        ax_r.set_title(f"{a}: ratio, width {int(ds.train_width)}, {ds.sizes['train_seed']} seeds", fontsize=9)
+        ax_v.legend(fontsize=6, ncol=2)
+        ax_r.legend(fontsize=6)
+    fig.savefig(path, dpi=100)
 
 
 def _figure(ds: xr.Dataset, disp: xr.Dataset, loss: xr.DataArray, change: xr.DataArray, path: Path) -> None:
@@ -262,14 +428,15 @@ RECIPE = register(Recipe(
     ),
     scales={
         "tiny": dict(activations=["relu", "sigmoid"], sigma_w2=[0.5, 3.5], depths=[1, 6], widths=[24],
-                     seeds=24, seed_batch=24, n_inputs=2, train_width=24, train_seeds=1, n_train=10, steps=15,
+                     seeds=24, seed_batch=24, n_inputs=2, train_width=24, train_seeds=3, n_train=10, n_test=2, steps=15,
                      lr_factor=0.5),
         "small": dict(activations=["relu", "sigmoid"], sigma_w2=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5],
                       depths=[1, 5, 10, 20, 30], widths=[50, 100], seeds=120, seed_batch=60, n_inputs=4,
-                      train_width=100, train_seeds=2, n_train=32, steps=200, lr_factor=0.5),
+                      train_width=100, train_seeds=4, n_train=32, n_test=8, steps=200, lr_factor=0.5),
         "paper": dict(activations=["relu", "sigmoid"], sigma_w2=[0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5],
                       depths=[1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 49], widths=[100, 500], seeds=500, seed_batch=100,
-                      n_inputs=8, train_width=100, train_seeds=10, n_train=256, steps=2000, lr_factor=0.5),
+                      n_inputs=8, train_width=100, train_seeds=10, n_train=256, n_test=16, steps=2000,
+                      lr_factor=0.5),
     },
     experiment=experiment,
     analyse=analyse,

@@ -21,10 +21,12 @@ from compare.recipes import (
 from compare.recipes._analysis import (
     first_width_within,
     fit_exponential_rate,
+    judge_ratio_within,
     kernel_gd,
     ntk_gp_variance,
     predicted_train_loss,
     second_moment_ratio,
+    variance_ratio,
 )
 
 
@@ -245,6 +247,76 @@ def test_seleznova_kutyniok_analysis(tmp_path) -> None:
     # a model that predicts twice the dispersion is caught
     wrong = seleznova_kutyniok.analyse(ds.assign(ratio_theory=2 * ds["ratio_theory"]), tmp_path)[0]
     assert wrong[4].held is False and wrong[4].value == pytest.approx(0.5, abs=0.05)
+
+
+def test_variance_ratio_recovers_a_known_variance_and_catches_a_wrong_prediction() -> None:
+    rng = np.random.default_rng(4)
+    var = np.array([0.5, 2.0, 8.0])
+    outputs = np.sqrt(var) * rng.standard_normal((400, 3))
+    r, lo, hi = variance_ratio(outputs, var, n_boot=300)
+    assert lo <= 1.0 <= hi and r == pytest.approx(1.0, abs=0.15) and hi - lo < 0.4
+    assert judge_ratio_within(lo, hi, 1.5) is True
+    # a prediction three times too large: the interval lies entirely below 1/1.5
+    r3, lo3, hi3 = variance_ratio(outputs, 3 * var, n_boot=300)
+    assert r3 == pytest.approx(r / 3) and judge_ratio_within(lo3, hi3, 1.5) is False
+    # diverged seeds are dropped; too few seeds give no interval (not testable)
+    with_nan = np.vstack([outputs, np.full((1, 3), np.nan)])
+    assert variance_ratio(with_nan, var, n_boot=300)[0] == pytest.approx(r)
+    r2, lo2, hi2 = variance_ratio(outputs[:2], var)
+    assert math.isfinite(r2) and math.isnan(lo2) and judge_ratio_within(lo2, hi2, 1.5) is None
+    assert judge_ratio_within(0.8, 2.0, 1.5) is None
+    with pytest.raises(ValueError, match="need outputs"):
+        variance_ratio(outputs, var[:2])
+
+
+def test_seleznova_kutyniok_output_variance_claims(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    acts, sw2, depths = ["relu"], [0.5, 2.0, 3.5], [1, 10]
+    seeds, m = 300, 4
+    pred = np.tile(np.linspace(0.5, 2.0, m), (1, 3, 2, 1))
+    scale = np.ones((1, 3, 2, 1, 1))
+    scale[0, 2, 1] = 3.0  # chaotic deep: the measured variance is 9x the prediction
+    outputs = np.sqrt(pred[:, :, :, None, :]) * scale * rng.standard_normal((1, 3, 2, seeds, m))
+    grid = ("activation", "sigma_w2", "depth")
+    ds = xr.Dataset(
+        {"ntk_diag_empirical": ((*grid, "width", "seed", "x"), 1 + 0.01 * rng.standard_normal((1, 3, 2, 1, 50, 2))),
+         "loss_ratio": ((*grid, "train_seed"), np.full((1, 3, 2, seeds), 0.1)),
+         "kernel_change": ((*grid, "train_seed"), np.full((1, 3, 2, seeds), 0.01)),
+         "critical_sigma_w2": (("activation",), [2.0]),
+         "output_test": ((*grid, "train_seed", "x_test"), outputs),
+         "output_variance_ntk": ((*grid, "x_test"), pred)},
+        coords={"activation": acts, "sigma_w2": sw2, "depth": depths, "width": [100], "train_width": 100},
+    )
+    claims, figures = seleznova_kutyniok.analyse(ds, tmp_path)
+    match, deviate = claims[-2], claims[-1]
+    assert "matches" in match.statement and "deviates" in deviate.statement
+    assert match.held is True and match.value == pytest.approx(1.0, abs=0.2)
+    assert deviate.held is True and deviate.value == pytest.approx(9.0, rel=0.2)
+    assert len(figures) == 2 and all(f.exists() for f in figures)
+    var = seleznova_kutyniok.output_variance(ds)
+    assert float(var.predicted.sel(activation="relu", sigma_w2=0.5, depth=1)) == pytest.approx(1.25)
+    # a prediction 3x too large on the ordered side: the match claim is not held
+    wrong = ds.assign(output_variance_ntk=ds["output_variance_ntk"] * 3)
+    assert seleznova_kutyniok.analyse(wrong, tmp_path)[0][-2].held is False
+    # where the network matches its prediction, the deviation claim is not held
+    same = ds.assign(output_test=((*grid, "train_seed", "x_test"), outputs / scale))
+    assert seleznova_kutyniok.analyse(same, tmp_path)[0][-1].held is False
+
+
+def test_predicted_output_variance_is_the_prior_at_step_zero() -> None:
+    import ntktheory
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pred, prior = seleznova_kutyniok.predicted_output_variance(
+        x[:4], x[4:], activation="relu", sigma_w2=2.0, depths=[1, 3], width=50, learning_rates=np.array([0.1, 0.1]),
+        steps=0)
+    for i, L in enumerate([1, 3]):
+        k = ntktheory.kernels(x[4:], activation="relu", depth=L, sigma_w=math.sqrt(2.0), parameterization="standard",
+                              width=50)["nngp"].values
+        np.testing.assert_allclose(pred[i], np.diag(k), rtol=1e-10)
+        np.testing.assert_allclose(prior[i], np.diag(k), rtol=1e-10)
 
 
 def test_wenger_dangel_kristiadi_analysis_finds_the_width_where_predictions_hold(tmp_path) -> None:
