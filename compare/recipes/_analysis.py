@@ -29,6 +29,8 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 
+from .._metrics import kernel_regression_prediction
+
 __all__ = [
     "ExponentialFit",
     "first_width_within",
@@ -171,16 +173,6 @@ def _eig(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(lam, 0.0, None), v
 
 
-def _gd_filter(lam: np.ndarray, steps: np.ndarray, learning_rate: float, n: int) -> np.ndarray:
-    """sum_{s<t} (eta/N) (1 - eta lam / N)^s = (1 - (1 - eta lam/N)^t) / lam, shape (T, N)."""
-    a = learning_rate * lam / n
-    t = steps[:, None].astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        out = (1.0 - (1.0 - a) ** t) / lam
-    small = lam <= 1e-300
-    return np.where(small, t * learning_rate / n, out)
-
-
 def kernel_gd(
     kernel_train: np.ndarray,
     kernel_test_train: np.ndarray,
@@ -204,9 +196,10 @@ def kernel_gd(
     with Theta(X, X) = V diag(lambda) V^T. With Theta the empirical NTK at initialisation and f_0
     the network's initial outputs, this is *exactly* the linearised network trained with the same
     rate (Lee et al. 2019, arXiv:1902.06720, Eq. 7-9, in discrete time); with the analytic NTK it
-    is the infinite-width prediction. It is the discrete-time twin of
-    :func:`compare._metrics.kernel_regression_prediction` (continuous time), used so that a
-    measured network and its prediction share the same time discretisation.
+    is the infinite-width prediction. It is
+    :func:`compare._metrics.kernel_regression_prediction` with ``time="discrete"``, evaluated on the
+    training and test points at once, so that a measured network and its prediction share the same
+    time discretisation.
 
     Parameters
     ----------
@@ -246,12 +239,12 @@ def kernel_gd(
         )
     f0x = np.zeros(n) if f0_train is None else np.asarray(f0_train, dtype=np.float64)
     f0t = np.zeros(k_tx.shape[0]) if f0_test is None else np.asarray(f0_test, dtype=np.float64)
-    t = np.asarray(steps)
-    lam, v = _eig(k_xx)
-    coef = v.T @ (f0x - y)  # (N,)
-    filt = _gd_filter(lam, t, learning_rate, n)  # (T, N)
-    delta = (filt * coef) @ v.T  # (T, N): Theta^-1-filtered residual in the data basis
-    return f0x - delta @ k_xx.T, f0t - delta @ k_tx.T
+    # Training and test points in one call: rows [X; x] of the kernel against X.
+    both = kernel_regression_prediction(
+        np.vstack([k_xx, k_tx]), k_xx, y, np.asarray(steps, dtype=np.float64), learning_rate=learning_rate,
+        f0_test=np.concatenate([f0x, f0t]), f0_train=f0x, time="discrete",
+    )
+    return both[:, :n], both[:, n:]
 
 
 def predicted_train_loss(
@@ -313,15 +306,11 @@ def ntk_gp_variance(
     >>> bool(np.allclose(ntk_gp_variance(K, kx, K, kx, np.ones(1), np.inf, learning_rate=1.0), gp[0]))
     True
     """
-    lam, v = _eig(ntk_train)
-    n = lam.size
-    if math.isinf(step):
-        with np.errstate(divide="ignore"):
-            filt = np.where(lam > 1e-300, 1.0 / lam, 0.0)
-    else:
-        filt = _gd_filter(lam, np.array([step]), learning_rate, n)[0]
-    m_t = (v * filt) @ v.T
-    a = np.asarray(ntk_test_train, dtype=np.float64) @ m_t  # (M, N)
+    ntk_train = np.asarray(ntk_train, dtype=np.float64)
+    # Theta(x, X) M_t: the kernel-GD prediction with the identity as targets, one column per training point.
+    a = kernel_regression_prediction(
+        ntk_test_train, ntk_train, np.eye(ntk_train.shape[0]), float(step), learning_rate=learning_rate, time="discrete"
+    )  # (M, N)
     k_tx = np.asarray(nngp_test_train, dtype=np.float64)
     var = (
         np.asarray(nngp_test_diag, dtype=np.float64)
