@@ -25,101 +25,143 @@ from numba import njit, prange
 _INV_2PI = 1.0 / (2.0 * math.pi)
 
 
-#: ``kind`` codes of :func:`arccos_family`.
-RELU, LEAKY_RELU, ABS, STEP = 0, 1, 2, 3
+#: ``kind`` codes of :func:`pair` (one per closed form).
+RELU, LEAKY_RELU, ABS, STEP, ERF, SIN, IDENTITY, GELU = range(8)
+#: Kinds whose expectations are the arc-cosine family (the fused fast path of the kernels).
+ARCCOS_KINDS = (RELU, LEAKY_RELU, ABS, STEP)
+
+
+@njit(cache=True, inline="always")
+def atan2_upper(y, x):
+    """atan2(y, x) for y >= 0, in [0, pi], to ~1 ulp, branch-free so that loops vectorise.
+
+    Octant reduction to |t| <= tan(pi/8) and Cephes' rational approximation of atan there
+    (relative error < 2e-16 on the reduced interval); ``math.atan2`` is a scalar libm call that
+    stops the loops of the kernel maps from vectorising (about 5x slower there).
+    """
+    ax = abs(x)
+    big = max(y, ax)
+    small = min(y, ax)
+    t = small / big if big > 0.0 else 0.0
+    upper = t > 0.41421356237309503  # tan(pi / 8)
+    tt = (t - 1.0) / (t + 1.0) if upper else t
+    z = tt * tt
+    p = (((-8.750608600031904122785e-1 * z - 1.615753718733365076637e1) * z - 7.500855792314704667340e1) * z
+         - 1.228866684490136173410e2) * z - 6.485021904942025371773e1
+    q = ((((z + 2.485846490142306297962e1) * z + 1.650270098316988542046e2) * z + 4.328810604912902668951e2) * z
+         + 4.853903996359136964868e2) * z + 1.945506571482613964425e2
+    r = (0.7853981633974483 if upper else 0.0) + (tt + tt * z * p / q)
+    r = 1.5707963267948966 - r if y > ax else r
+    return math.pi - r if x < 0.0 else r
+
+
+@njit(cache=True, inline="always")
+def pair(kind, a, q1, q2, q12):
+    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) of closed form ``kind`` at one covariance.
+
+    Arc-cosine family (Cho & Saul 2009): RELU, LEAKY_RELU (slope ``a``: phi = (1 - a) relu + a x),
+    ABS (|x| = relu(x) + relu(-x)), STEP (Heaviside, derivative 0). With
+    theta = atan2(sqrt(q1 q2 - q12^2), q12) and s = sqrt(q1 q2): s sin(theta) = sqrt(det) and
+    s cos(theta) = q12, so no sin/cos call is needed: relu pp = (sqrt(det) + (pi - theta) q12) / (2 pi),
+    dd = (pi - theta) / (2 pi). A zero variance makes that input deterministic (u = 0):
+    pp = 0 and dd = phi'(0) E[phi'(v)].
+
+    ERF (Williams 1997), SIN (E[sin u sin v] = e^{-(q1+q2)/2} sinh(q12), E[cos u cos v] likewise
+    with cosh), IDENTITY, GELU (exact, see :func:`gelu`).
+    """
+    if kind <= STEP:
+        if q1 <= 0.0 or q2 <= 0.0:
+            if kind == LEAKY_RELU:
+                return 0.0, (a * a if (q1 <= 0.0 and q2 <= 0.0) else a * 0.5 * (1.0 + a))
+            return 0.0, 0.0
+        det = max(q1 * q2 - q12 * q12, 0.0)
+        sq = math.sqrt(det)
+        t = atan2_upper(sq, q12)
+        k1 = (sq + (math.pi - t) * q12) * _INV_2PI
+        k0 = (math.pi - t) * _INV_2PI
+        if kind == RELU:
+            return k1, k0
+        if kind == LEAKY_RELU:
+            b = (1.0 - a) * (1.0 - a)
+            return b * k1 + a * q12, b * k0 + a
+        if kind == ABS:
+            return (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi, 1.0 - 2.0 * t / math.pi
+        return k0, 0.0
+    if kind == ERF:
+        p1 = 1.0 + 2.0 * q1
+        p2 = 1.0 + 2.0 * q2
+        arg = min(1.0, max(-1.0, 2.0 * q12 / math.sqrt(p1 * p2)))
+        return 2.0 / math.pi * math.asin(arg), 4.0 / math.pi / math.sqrt(p1 * p2 - 4.0 * q12 * q12)
+    if kind == SIN:
+        h = 0.5 * (q1 + q2)
+        ep = math.exp(q12 - h)
+        em = math.exp(-q12 - h)
+        return 0.5 * (ep - em), 0.5 * (ep + em)
+    if kind == IDENTITY:
+        return q12, 1.0
+    # GELU
+    p1 = 1.0 + q1
+    p2 = 1.0 + q2
+    det = max(p1 * p2 - q12 * q12, 1.0)  # rounding only: D >= 1 + q1 + q2 for a valid covariance
+    sd = math.sqrt(det)
+    prob = (math.pi - atan2_upper(sd, q12)) * _INV_2PI
+    pp = q12 * prob + (q1 * (q2 * p1 - q12 * q12) / p1 + q12 * q12 / p2) * _INV_2PI / sd
+    dd = prob + q12 * (1.0 / p1 + 1.0 / p2) * _INV_2PI / sd + q12 * _INV_2PI / (det * sd)
+    return pp, dd
 
 
 @njit(cache=True, inline="always")
 def arccos_family(kind, a, q1, q2, q12):
-    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for the arc-cosine family (Cho & Saul 2009).
-
-    kind: RELU, LEAKY_RELU (slope ``a``: phi = (1 - a) relu + a x), ABS (|x| = relu(x) + relu(-x)),
-    STEP (Heaviside, derivative 0). With theta = atan2(sqrt(q1 q2 - q12^2), q12) and
-    s = sqrt(q1 q2): s sin(theta) = sqrt(det) and s cos(theta) = q12, so no sin/cos call is needed:
-    relu pp = (sqrt(det) + (pi - theta) q12) / (2 pi), dd = (pi - theta) / (2 pi).
-    A zero variance makes that input deterministic (u = 0): pp = 0 and dd = phi'(0) E[phi'(v)].
-    """
-    if q1 <= 0.0 or q2 <= 0.0:
-        if kind == LEAKY_RELU:
-            return 0.0, (a * a if (q1 <= 0.0 and q2 <= 0.0) else a * 0.5 * (1.0 + a))
-        return 0.0, 0.0
-    det = q1 * q2 - q12 * q12
-    if det < 0.0:
-        det = 0.0
-    sq = math.sqrt(det)
-    t = math.atan2(sq, q12)
-    k1 = (sq + (math.pi - t) * q12) * _INV_2PI
-    k0 = (math.pi - t) * _INV_2PI
-    if kind == RELU:
-        return k1, k0
-    if kind == LEAKY_RELU:
-        b = (1.0 - a) * (1.0 - a)
-        return b * k1 + a * q12, b * k0 + a
-    if kind == ABS:
-        return (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi, 1.0 - 2.0 * t / math.pi
-    return k0, 0.0
+    """:func:`pair` restricted to the arc-cosine kinds (kept for callers of the old name)."""
+    return pair(kind, a, q1, q2, q12)
 
 
 @njit(cache=True, parallel=True)
-def _arccos_array(kind, q1, q2, q12, a, pp, dd):
+def _array(kind, q1, q2, q12, a, pp, dd):
     for i in prange(q1.size):
-        pp[i], dd[i] = arccos_family(kind, a, q1[i], q2[i], q12[i])
+        pp[i], dd[i] = pair(kind, a, q1[i], q2[i], q12[i])
 
 
 @njit(cache=True)
 def relu(q1, q2, q12, a, pp, dd):
-    _arccos_array(RELU, q1, q2, q12, a, pp, dd)
+    _array(RELU, q1, q2, q12, a, pp, dd)
 
 
 @njit(cache=True)
 def leaky_relu(q1, q2, q12, a, pp, dd):
     """phi(x) = x for x > 0, a x otherwise = (1 - a) relu(x) + a x."""
-    _arccos_array(LEAKY_RELU, q1, q2, q12, a, pp, dd)
+    _array(LEAKY_RELU, q1, q2, q12, a, pp, dd)
 
 
 @njit(cache=True)
 def abs_(q1, q2, q12, a, pp, dd):
     """|u||v| = sum of four relu products; sign(u) sign(v) from the orthant probabilities."""
-    _arccos_array(ABS, q1, q2, q12, a, pp, dd)
+    _array(ABS, q1, q2, q12, a, pp, dd)
 
 
 @njit(cache=True)
 def step(q1, q2, q12, a, pp, dd):
     """Heaviside step with step(0) = 0; its derivative is 0 almost everywhere (autograd's value)."""
-    _arccos_array(STEP, q1, q2, q12, a, pp, dd)
+    _array(STEP, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def erf(q1, q2, q12, a, pp, dd):
-    for i in prange(q1.size):
-        p1 = 1.0 + 2.0 * q1[i]
-        p2 = 1.0 + 2.0 * q2[i]
-        arg = 2.0 * q12[i] / math.sqrt(p1 * p2)
-        arg = min(1.0, max(-1.0, arg))
-        pp[i] = 2.0 / math.pi * math.asin(arg)
-        det = p1 * p2 - 4.0 * q12[i] * q12[i]
-        dd[i] = 4.0 / math.pi / math.sqrt(det)
+    _array(ERF, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def sin(q1, q2, q12, a, pp, dd):
     """E[sin u sin v] = e^{-(q1+q2)/2} sinh(q12); E[cos u cos v] = e^{-(q1+q2)/2} cosh(q12)."""
-    for i in prange(q1.size):
-        h = 0.5 * (q1[i] + q2[i])
-        ep = math.exp(q12[i] - h)
-        em = math.exp(-q12[i] - h)
-        pp[i] = 0.5 * (ep - em)
-        dd[i] = 0.5 * (ep + em)
+    _array(SIN, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def identity(q1, q2, q12, a, pp, dd):
-    for i in prange(q1.size):
-        pp[i] = q12[i]
-        dd[i] = 1.0
+    _array(IDENTITY, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def gelu(q1, q2, q12, a, pp, dd):
     """Exact GELU, phi(x) = x Phi(x), phi'(x) = Phi(x) + x phi_N(x) (phi_N the normal density).
 
@@ -146,17 +188,16 @@ def gelu(q1, q2, q12, a, pp, dd):
     Checks: q12 = 0 gives E[u Phi(u)] E[v Phi(v)] = q1 q2 / (2 pi sqrt((1 + q1)(1 + q2))); q1 = 0
     gives 0 and phi'(0) E[phi'(v)] = 1/4. D >= 1 + q1 + q2 > 0, so no case is singular.
     """
-    for i in prange(q1.size):
-        p1 = 1.0 + q1[i]
-        p2 = 1.0 + q2[i]
-        c = q12[i]
-        det = p1 * p2 - c * c
-        if det < 1.0:  # rounding only: D >= 1 + q1 + q2 for a valid covariance
-            det = 1.0
-        sd = math.sqrt(det)
-        prob = (math.pi - math.atan2(sd, c)) * _INV_2PI
-        pp[i] = c * prob + (q1[i] * (q2[i] * p1 - c * c) / p1 + c * c / p2) * _INV_2PI / sd
-        dd[i] = prob + c * (1.0 / p1 + 1.0 / p2) * _INV_2PI / sd + c * _INV_2PI / (det * sd)
+    _array(GELU, q1, q2, q12, a, pp, dd)
+
+
+_KINDS = {relu: RELU, leaky_relu: LEAKY_RELU, abs_: ABS, step: STEP, erf: ERF, sin: SIN, identity: IDENTITY,
+          gelu: GELU}
+
+
+def kind_of(func) -> int:
+    """The :func:`pair` code of a closed-form function of this module (KeyError otherwise)."""
+    return _KINDS[func]
 
 
 def evaluate(func, q1, q2, q12, a: float = 0.0) -> tuple[np.ndarray, np.ndarray]:

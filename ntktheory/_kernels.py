@@ -1,35 +1,38 @@
-"""Infinite-width NNGP and NTK kernels of fully-connected networks (DESIGN.md conventions).
+"""Infinite-width NNGP and NTK of a network described by :mod:`ntktheory.layers`.
 
-The recursion is a sequence of kernel maps acting on a frozen :class:`KernelState`, as in
-neural-tangents' ``stax``: ``_input`` (x.x'/d) -> ``_dense`` -> (``_nonlinearity`` -> ``_dense``)
-x depth, the last ``_dense`` being the readout. Convolution or pooling layers can join later as
-further maps on the same state.
+The fully-connected call ``kernels(x, activation=..., depth=...)`` is the preset
+``layers.mlp(...)``; every other network is passed as ``architecture=``. The recursion is the
+sequence of the layers' kernel maps (:mod:`ntktheory._kernel_maps`) on a spatial kernel state whose
+form (flat, diagonal or full spatial covariance) is chosen once from what the network needs.
 
 Bivariate Gaussian expectations come from the activation's closed form when it has one (relu and
-co, erf, gelu, sin, identity, step), evaluated on the upper triangle only when x2 is None, and
-otherwise from :func:`ntktheory._quadrature.pair_expectations` (Mehler series with a rigorous tail
-bound, direct 2-D quadrature where the bound fails). Diagonals (x = x') always use the univariate
-rule or the closed form at c = 1.
+co, erf, gelu, sin, identity, step) and otherwise from :func:`ntktheory._quadrature.pair_expectations`
+(Mehler series with a rigorous tail bound, direct 2-D quadrature where the bound fails); entries
+with x = x' at the same position use the univariate rule or the closed form at c = 1. Symmetric
+kernels (x2 None) are computed on upper triangles. Large problems are split into blocks of input
+pairs, each an independent run of the maps, so that memory stays bounded.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit, prange
 
-from . import _closed_forms, _gauss, _quadrature
+from . import _kernel_maps as maps
+from . import layers as L
 from ._validate import check_choice, check_inputs, check_int, check_nonnegative, check_positive
-from .activations import Activation, ActivationSpec, get_activation
+from .activations import ActivationSpec, get_activation
 
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["KernelState", "kernels"]
+__all__ = ["CONVENTIONS", "kernels"]
 
 CONVENTIONS = (
     "Fully-connected network, `depth` hidden layers of width n, readout included. "
@@ -44,234 +47,46 @@ CONVENTIONS = (
     "depth 0 is the linear model. Infinite width; float64."
 )
 
+ARCHITECTURE_CONVENTIONS = (
+    "Layers of ntktheory.layers, neural-tangents stax conventions; images NCHW. Conv (NTK "
+    "parameterisation): h = (sigma_w/sqrt(C_in k_h k_w)) W * z + sigma_b b, W, b ~ N(0, 1), zero padding for "
+    "'same' (extra row/column after), so Sigma'_{pp'} = sigma_w^2 mean_delta Sigma_{p+delta, p'+delta} + "
+    "sigma_b^2 and Theta'_{pp'} = Sigma'_{pp'} + sigma_w^2 mean_delta (E[phi' phi'] Theta)_{p+delta, p'+delta} "
+    "(positions outside the image contribute 0, the mean is over all k_h k_w offsets); standard: Theta' = "
+    "C_in k_h k_w mean_delta Sigma + 1 + sigma_w^2 mean_delta Theta. Input covariance x_p.x'_p'/C per pair of "
+    "positions (x.x'/d for flat inputs). AvgPool and GlobalAvgPool average Sigma and Theta over pairs of "
+    "positions; Flatten + Dense averages the diagonal p = p' (fan_in C H W); LayerNorm (over channels) divides "
+    "Sigma and Theta by sqrt(Sigma_pp(x, x) Sigma_p'p'(x', x')); Residual z + f(z) adds the kernels of both "
+    "branches. Dense acts on flat inputs only. Reported: the kernels of the network's (flat) output. "
+    "Infinite width; float64."
+)
 
-@dataclasses.dataclass(frozen=True)
-class KernelState:
-    """Kernels of one layer's inputs (or pre-activations) for the pairs (x1_i, x2_j).
+#: Memory budget (bytes) for the arrays of one block of input pairs (about six kernel-sized arrays).
+BLOCK_BYTES = 1 << 30
+_ARRAYS_PER_ENTRY = 6
 
-    Attributes
-    ----------
-    nngp
-        (N1, N2) second-moment kernel: x.x'/d for the input, E[phi(u) phi(v)] after a
-        nonlinearity, Sigma^l after a dense layer.
-    ntk
-        (N1, N2) tangent kernel accumulated so far (0 for the input).
-    var1
-        (N1,) the diagonal nngp(x1_i, x1_i).
-    var2
-        (N2,) the diagonal nngp(x2_j, x2_j); the same object as ``var1`` when ``symmetric``.
-    fan_in
-        Width of the layer these kernels feed (d for the input, n after a nonlinearity).
-    symmetric
-        True when x2 is x1 (then nngp and ntk are symmetric and their diagonals are the
-        x = x' values).
-    """
 
-    nngp: np.ndarray
-    ntk: np.ndarray
-    var1: np.ndarray
-    var2: np.ndarray
-    fan_in: int
-    symmetric: bool
+class _Unset:
+    """Default of a preset argument, so that it can be told apart from a value passed explicitly."""
 
-    def __post_init__(self) -> None:
-        n1, n2 = self.nngp.shape
-        if self.ntk.shape != (n1, n2) or self.var1.shape != (n1,) or self.var2.shape != (n2,):
-            raise ValueError(
-                f"inconsistent KernelState shapes: nngp {self.nngp.shape}, ntk {self.ntk.shape}, "
-                f"var1 {self.var1.shape}, var2 {self.var2.shape}."
-            )
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+_PRESET_DEFAULTS = {"activation": _Unset("relu"), "depth": _Unset(3), "sigma_w": _Unset(1.0),
+                    "sigma_b": _Unset(0.0)}
 
 
 @dataclasses.dataclass(frozen=True)
-class _Config:
-    activation: Activation
-    depth: int
-    sigma_w: float
-    sigma_b: float
+class _Request:
+    architecture: L.Layer
     parameterization: str
-    width: int | None
-
-
-# ---------------------------------------------------------------------- kernel maps
-def _input(x1: np.ndarray, x2: np.ndarray | None) -> KernelState:
-    d = x1.shape[1]
-    var1 = np.einsum("ij,ij->i", x1, x1) / d
-    if x2 is None:
-        gram = x1 @ x1.T / d
-        np.fill_diagonal(gram, var1)
-        return KernelState(gram, np.zeros_like(gram), var1, var1, d, True)
-    var2 = np.einsum("ij,ij->i", x2, x2) / d
-    gram = x1 @ x2.T / d
-    return KernelState(gram, np.zeros_like(gram), var1, var2, d, False)
-
-
-@njit(cache=True, parallel=True)
-def _dense_update(nngp, ntk, a_nngp, a_ntk, bias, w_ntk, symmetric, out_nngp, out_ntk):
-    """out_nngp = a_nngp nngp + bias; out_ntk = a_ntk nngp + w_ntk + ntk (see _dense).
-
-    When ``symmetric`` only the upper triangle (j >= i) is read and written: the recursion keeps
-    symmetric kernels as upper triangles and :func:`_mirror` fills the rest once, at the end."""
-    n1, n2 = nngp.shape
-    for r in prange(n1):
-        i = np.int64(r)
-        j0 = i if symmetric else np.int64(0)
-        for j in range(j0, n2):
-            s = nngp[i, j]
-            out_nngp[i, j] = a_nngp * s + bias
-            out_ntk[i, j] = a_ntk * s + w_ntk + ntk[i, j]
-
-
-def _dense(state: KernelState, cfg: _Config) -> KernelState:
-    """Affine layer: Sigma' = sigma_w^2 nngp + sigma_b^2 and the tangent kernel's update.
-
-    NTK parameterisation: Theta' = Sigma' + sigma_w^2 ntk. Standard: Theta' = fan_in nngp + 1 +
-    sigma_w^2 ntk (the weights' and the bias's gradients; the previous layers' NTK enters through
-    ``ntk``, which the nonlinearity already multiplied by E[phi' phi']).
-    """
-    sw2, sb2 = cfg.sigma_w**2, cfg.sigma_b**2
-    if cfg.parameterization == "ntk":
-        a_ntk, w_ntk = sw2, sb2
-    else:
-        a_ntk, w_ntk = float(state.fan_in), 1.0
-    # the ntk term sigma_w^2 * ntk is folded in by pre-scaling (state.ntk already holds Dhat * Theta)
-    nngp = np.empty_like(state.nngp)
-    ntk = np.empty_like(state.ntk)
-    _dense_update(state.nngp, sw2 * state.ntk, sw2, a_ntk, sb2, w_ntk, state.symmetric, nngp, ntk)
-    var1 = sw2 * state.var1 + sb2
-    var2 = var1 if state.symmetric else sw2 * state.var2 + sb2
-    return KernelState(nngp, ntk, var1, var2, state.fan_in, state.symmetric)
-
-
-@njit(cache=True, parallel=True)
-def _pack_upper(nngp, var1, var2, offsets, symmetric, q1, q2, q12):
-    """Flatten the entries the closed form needs (upper triangle incl. diagonal when symmetric);
-    row i starts at ``offsets[i]``."""
-    n1, n2 = nngp.shape
-    for r in prange(n1):
-        i = np.int64(r)
-        j0 = i if symmetric else np.int64(0)
-        for j in range(j0, n2):
-            e = offsets[i] + (j - j0)
-            q1[e] = var1[i]
-            q2[e] = var2[j]
-            q12[e] = var1[i] if (symmetric and j == i) else nngp[i, j]  # c = 1 exactly on the diagonal
-
-
-@njit(cache=True, parallel=True)
-def _unpack_upper(pp, dd, ntk, offsets, symmetric, out_nngp, out_ntk):
-    n1, n2 = out_nngp.shape
-    for r in prange(n1):
-        i = np.int64(r)
-        j0 = i if symmetric else np.int64(0)
-        for j in range(j0, n2):
-            e = offsets[i] + (j - j0)
-            out_nngp[i, j] = pp[e]
-            out_ntk[i, j] = dd[e] * ntk[i, j]
-
-
-@njit(cache=True, parallel=True)
-def _mirror(a):
-    """Copy the upper triangle of a square matrix onto its lower triangle, in place."""
-    n = a.shape[0]
-    for i in prange(n):
-        for j in range(i):
-            a[i, j] = a[j, i]
-
-
-_ARCCOS_KINDS = {
-    "relu": _closed_forms.RELU,
-    "leaky_relu": _closed_forms.LEAKY_RELU,
-    "abs": _closed_forms.ABS,
-    "step": _closed_forms.STEP,
-}
-
-
-@njit(cache=True, parallel=True)
-def _arccos_layer(nngp, ntk, var1, var2, kind, slope, sw2, sb2, a_ntk, w_ntk, symmetric, out_nngp, out_ntk):
-    """Fused nonlinearity + dense layer for the arc-cosine family (``_closed_forms.arccos_family``).
-
-    out_nngp = sw2 pp + sb2, out_ntk = a_ntk pp + w_ntk + sw2 dd ntk, in one pass over the pairs
-    (upper triangle only when symmetric).
-    """
-    n1, n2 = nngp.shape
-    for r in prange(n1):
-        i = np.int64(r)
-        j0 = i if symmetric else np.int64(0)
-        for j in range(j0, n2):
-            q12 = var1[i] if (symmetric and j == i) else nngp[i, j]  # c = 1 exactly on the diagonal
-            pp, dd = _closed_forms.arccos_family(kind, slope, var1[i], var2[j], q12)
-            out_nngp[i, j] = sw2 * pp + sb2
-            out_ntk[i, j] = a_ntk * pp + w_ntk + sw2 * dd * ntk[i, j]
-
-
-def _nonlinearity(state: KernelState, cfg: _Config, stats: list[dict]) -> KernelState:
-    """phi: nngp -> E[phi(u) phi(v)], ntk -> E[phi'(u) phi'(v)] * ntk, var -> E[phi(u)^2]."""
-    act = cfg.activation
-    width = cfg.width if cfg.parameterization == "standard" else 0
-    nngp = np.empty_like(state.nngp)
-    ntk = np.empty_like(state.ntk)
-    n1, n2 = state.nngp.shape
-    if act.has_closed_form:
-        lengths = n2 - np.arange(n1) if state.symmetric else np.full(n1, n2)
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        size = int(lengths.sum())
-        q1, q2, q12 = np.empty(size), np.empty(size), np.empty(size)
-        _pack_upper(state.nngp, state.var1, state.var2, offsets, state.symmetric, q1, q2, q12)
-        pp, dd = np.empty(size), np.empty(size)
-        act.closed_form(q1, q2, q12, act.param_value, pp, dd)
-        del q1, q2, q12
-        _unpack_upper(pp, dd, state.ntk, offsets, state.symmetric, nngp, ntk)
-        var1 = _closed_diagonal(act, state.var1)
-        var2 = var1 if state.symmetric else _closed_diagonal(act, state.var2)
-        stats.append({"method": "closed_form"})
-    else:
-        c = _quadrature._correlation(state.var1[:, None], state.var2[None, :], state.nngp)
-        pairs = [(act.phi, act.phi), (act.dphi, act.dphi)]
-        values, info = _quadrature.pair_expectations(
-            pairs, state.var1, state.var2, c, symmetric=state.symmetric, breakpoints=act.kinks
-        )
-        moments1, moments2 = info.pop("second_moment1", None), info.pop("second_moment2", None)
-        if moments1 is None:  # the all-direct path (kinks off zero): univariate rule
-            moments1, moments2 = (
-                np.stack([_gauss.expect([f, f], v, breakpoints=act.kinks) for f in (act.phi, act.dphi)])
-                for v in (state.var1, state.var2)
-            )
-        var1 = moments1[0]
-        var2 = var1 if state.symmetric else moments2[0]
-        nngp = values[0]
-        dd = values[1]
-        if state.symmetric:
-            np.fill_diagonal(nngp, var1)
-            np.fill_diagonal(dd, moments1[1])
-        np.multiply(dd, state.ntk, out=ntk)
-        stats.append({"method": "quadrature", **info})
-    return KernelState(nngp, ntk, var1, var2, width, state.symmetric)
-
-
-def _arccos_step(state: KernelState, cfg: _Config, stats: list[dict]) -> KernelState:
-    """Nonlinearity and dense layer in one pass, for relu, leaky_relu, abs and step."""
-    act = cfg.activation
-    sw2, sb2 = cfg.sigma_w**2, cfg.sigma_b**2
-    a_ntk, w_ntk = (sw2, sb2) if cfg.parameterization == "ntk" else (float(cfg.width), 1.0)
-    nngp = np.empty_like(state.nngp)
-    ntk = np.empty_like(state.ntk)
-    _arccos_layer(state.nngp, state.ntk, state.var1, state.var2, _ARCCOS_KINDS[act.name], act.param_value,
-                  sw2, sb2, a_ntk, w_ntk, state.symmetric, nngp, ntk)
-    var1 = sw2 * _closed_diagonal(act, state.var1) + sb2
-    var2 = var1 if state.symmetric else sw2 * _closed_diagonal(act, state.var2) + sb2
-    stats.append({"method": "closed_form_fused"})
-    return KernelState(nngp, ntk, var1, var2, cfg.width or 0, state.symmetric)
-
-
-def _uses_arccos_fast_path(act: Activation) -> bool:
-    fused = {"relu": _closed_forms.relu, "leaky_relu": _closed_forms.leaky_relu, "abs": _closed_forms.abs_,
-             "step": _closed_forms.step}
-    return act.name in fused and act.closed_form is fused[act.name]
-
-
-def _closed_diagonal(act: Activation, var: np.ndarray) -> np.ndarray:
-    return act.gaussian_expectations(var, var, var)[0]
+    all_depths: bool
+    form: str
+    attrs: dict
 
 
 # ---------------------------------------------------------------------- public entry point
@@ -279,60 +94,76 @@ def kernels(
     x1: object,
     x2: object | None = None,
     *,
-    activation: ActivationSpec = "relu",
-    depth: int = 3,
-    sigma_w: float = 1.0,
-    sigma_b: float = 0.0,
+    activation: ActivationSpec = _PRESET_DEFAULTS["activation"],
+    depth: int = _PRESET_DEFAULTS["depth"],
+    sigma_w: float = _PRESET_DEFAULTS["sigma_w"],
+    sigma_b: float = _PRESET_DEFAULTS["sigma_b"],
     parameterization: str = "ntk",
     width: int | None = None,
     all_depths: bool = False,
+    architecture: L.Layer | None = None,
 ) -> xarray.Dataset:
-    """Infinite-width NNGP and NTK of a fully-connected network (readout layer included).
+    """Infinite-width NNGP and NTK of a network's output.
+
+    Either a fully-connected network (``activation``, ``depth``, ``sigma_w``, ``sigma_b``: the
+    preset :func:`ntktheory.layers.mlp`) or any network of :mod:`ntktheory.layers`
+    (``architecture=``: convolutions, pooling, Flatten, residual blocks, LayerNorm).
 
     Parameters
     ----------
     x1
-        Inputs, shape (N1, d), finite.
+        Inputs, shape (N1, d), or images (N1, C, H, W) for an architecture; finite.
     x2
-        Second inputs, shape (N2, d), or None for x2 = x1 (the kernels are then symmetric,
-        computed on the upper triangle, with exact x = x' diagonals).
+        Second inputs of the same shape after the batch axis, or None for x2 = x1 (the kernels
+        are then symmetric, computed on upper triangles, with exact x = x' diagonals).
     activation
-        Registry name, :class:`~ntktheory.activations.Activation` or expression in ``x``.
+        Registry name, :class:`~ntktheory.activations.Activation` or expression in ``x``
+        (fully-connected preset).
     depth
         Number of hidden nonlinearities L >= 0 (0: the linear model Sigma^1, Theta^1).
     sigma_w, sigma_b
-        Weight (> 0) and bias (>= 0) standard deviations.
+        Weight (> 0) and bias (>= 0) standard deviations of every layer of the preset.
     parameterization
-        ``"ntk"`` (default) or ``"standard"`` (DESIGN.md).
+        ``"ntk"`` (default) or ``"standard"``, whose NTK grows with the widths.
     width
-        Hidden width n: required (positive integer) for ``"standard"``, whose NTK depends on it;
-        must be None for ``"ntk"``, whose kernels do not (passing it raises, so that a sweep over
-        width with the wrong parameterisation does not silently repeat one result).
+        Hidden width n of the preset: required (positive integer) for ``"standard"``; must be
+        None for ``"ntk"``, whose kernels do not depend on it (passing it raises, so that a sweep
+        over width with the wrong parameterisation does not silently repeat one result). With
+        ``architecture``, the widths are the layers' ``features`` / ``channels``.
     all_depths
-        Return every depth 1..L (dim ``depth``) from one pass; needs depth >= 1.
+        Return every depth 1..L (dim ``depth``) from one pass. For an architecture, it must be
+        ``serial(prefix..., Repeat(block, times=L), suffix...)``: depth d is the network with the
+        block repeated d times.
+    architecture
+        A layer of :mod:`ntktheory.layers` (usually ``layers.serial(...)``); excludes the preset
+        arguments ``activation``, ``depth``, ``sigma_w``, ``sigma_b`` and ``width``.
 
     Returns
     -------
     xarray.Dataset
-        ``nngp`` (Sigma^{L+1}) and ``ntk`` (Theta^{L+1}), float64, dims ("x1", "x2"), or
+        ``nngp`` (Sigma) and ``ntk`` (Theta) of the output, float64, dims ("x1", "x2"), or
         ("depth", "x1", "x2") with ``all_depths``; attrs ``conventions``, ``ntkgap_version``,
-        ``created``, the configuration (``activation``, ``depth``, ``sigma_w``, ...) and
-        ``quadrature`` (per layer: method, Mehler degree, pairs sent to per-pair series and to
-        direct 2-D quadrature).
+        ``created``, the configuration (``activation``, ``depth``, ``sigma_w``, ... for the preset;
+        ``architecture`` and ``spatial_form`` otherwise) and ``quadrature`` (per nonlinearity:
+        method, Mehler degree, pairs sent to per-pair series and to direct 2-D quadrature).
 
     Raises
     ------
     TypeError, ValueError
-        For an invalid argument; the message names it and says what is allowed.
+        For an invalid argument or an architecture that does not fit the inputs; the message
+        names the argument (or the layer) and says what is allowed.
 
     References
     ----------
     Lee et al. 2018, arXiv:1711.00165, eq. (4) (NNGP); Jacot et al. 2018, arXiv:1806.07572,
-    Thm. 1 (NTK); Arora et al. 2019, arXiv:1904.11955, eq. (7)-(9).
+    Thm. 1 (NTK); Arora et al. 2019, arXiv:1904.11955, eq. (7)-(9) and Sec. 4 (convolutional
+    NTK); Novak et al. 2019, arXiv:1810.05148 (CNN-GP); Novak et al. 2020, arXiv:1912.02803
+    (neural-tangents).
 
     Examples
     --------
     >>> import numpy as np, ntktheory
+    >>> from ntktheory import layers as L
     >>> x = np.array([[1.0, 1.0], [1.0, -1.0], [0.0, 2.0]])
     >>> ds = ntktheory.kernels(x, activation="relu", depth=1, sigma_w=np.sqrt(2.0))
     >>> ds.nngp.dims, ds.ntk.shape
@@ -342,34 +173,60 @@ def kernels(
     >>> ds2 = ntktheory.kernels(x, activation="tanh", depth=3, sigma_w=1.5, all_depths=True)
     >>> ds2.ntk.dims
     ('depth', 'x1', 'x2')
+    >>> images = np.random.default_rng(0).standard_normal((4, 1, 6, 6))
+    >>> cnn = L.serial(L.Conv(kernel_size=3), L.Activation("erf"), L.GlobalAvgPool(), L.Dense())
+    >>> ntktheory.kernels(images, architecture=cnn).attrs["spatial_form"]
+    'full'
     """
-    cfg, a1, a2 = _validate(x1, x2, activation, depth, sigma_w, sigma_b, parameterization, width, all_depths)
-    stats: list[dict] = []
-    state = _dense(_input(a1, a2), cfg)
-    per_depth = []
-    fused = _uses_arccos_fast_path(cfg.activation)
-    for _ in range(cfg.depth):
-        if fused:
-            state = _arccos_step(state, cfg, stats)
-        else:
-            state = _dense(_nonlinearity(state, cfg, stats), cfg)
-        if all_depths:
-            per_depth.append(state)
-    for s in per_depth if all_depths else [state]:
-        if s.symmetric:
-            _mirror(s.nngp)
-            _mirror(s.ntk)
-    return _to_dataset(per_depth if all_depths else [state], cfg, all_depths, stats, a1, a2)
+    request, a1, a2 = _validate(x1, x2, activation, depth, sigma_w, sigma_b, parameterization, width, all_depths,
+                                architecture)
+    nngp, ntk, stats = _compute(request, a1, a2)
+    return _to_dataset(nngp, ntk, request, stats, a1, a2)
 
 
-def _validate(x1, x2, activation, depth, sigma_w, sigma_b, parameterization, width, all_depths):
-    a1 = check_inputs("x1", x1)
-    a2 = None if x2 is None else check_inputs("x2", x2, features=a1.shape[1])
+# ---------------------------------------------------------------------- validation
+def _validate(x1, x2, activation, depth, sigma_w, sigma_b, parameterization, width, all_depths, architecture):
+    parameterization = check_choice("parameterization", parameterization, ("ntk", "standard"))
+    if not isinstance(all_depths, (bool, np.bool_)):
+        raise TypeError(f"`all_depths` must be True or False, got {all_depths!r}.")
+    preset = {"activation": activation, "depth": depth, "sigma_w": sigma_w, "sigma_b": sigma_b}
+    if architecture is None:
+        a1 = check_inputs("x1", x1)
+        a2 = None if x2 is None else check_inputs("x2", x2, features=a1.shape[1])
+        values = {k: (v.value if isinstance(v, _Unset) else v) for k, v in preset.items()}
+        arch, attrs = _preset(parameterization, width, all_depths, **values)
+    else:
+        given = sorted(k for k, v in preset.items() if not isinstance(v, _Unset)) + (["width"] if width else [])
+        if given:
+            raise TypeError(
+                f"`architecture` describes the whole network; do not also pass {', '.join(given)} (put them in "
+                "the layers, e.g. layers.Dense(features=..., sigma_w=...), layers.Activation(...))."
+            )
+        if not isinstance(architecture, L.Layer):
+            raise TypeError(
+                f"`architecture` must be a layer from ntktheory.layers (e.g. layers.serial(...)); got "
+                f"{architecture!r} of type {type(architecture).__name__}."
+            )
+        a1 = check_inputs("x1", x1, images=True)
+        a2 = None if x2 is None else check_inputs("x2", x2, sample_shape=a1.shape[1:], images=True)
+        arch = architecture
+        attrs = {"architecture": arch.describe()}
+    in_shape = a1.shape[1:]
+    L.check(arch, in_shape)
+    if parameterization == "standard":
+        _check_standard_widths(arch, in_shape)
+    if all_depths:
+        _split_repeat(arch)
+    form = maps.spatial_form(arch, in_shape)
+    attrs.update({"parameterization": parameterization, "spatial_form": form, "in_shape": json.dumps(list(in_shape))})
+    return _Request(arch, parameterization, bool(all_depths), form, attrs), a1, a2
+
+
+def _preset(parameterization, width, all_depths, *, activation, depth, sigma_w, sigma_b):
     act = get_activation(activation)
     depth = check_int("depth", depth, minimum=0)
     sigma_w = check_positive("sigma_w", sigma_w)
     sigma_b = check_nonnegative("sigma_b", sigma_b)
-    parameterization = check_choice("parameterization", parameterization, ("ntk", "standard"))
     if parameterization == "standard":
         if width is None:
             raise ValueError(
@@ -382,53 +239,155 @@ def _validate(x1, x2, activation, depth, sigma_w, sigma_b, parameterization, wid
             f"`width` must be None with parameterization='ntk' (the NTK-parameterised kernels do not "
             f"depend on it); got width={width!r}. Use parameterization='standard' for width dependence."
         )
-    if not isinstance(all_depths, (bool, np.bool_)):
-        raise TypeError(f"`all_depths` must be True or False, got {all_depths!r}.")
     if all_depths and depth == 0:
         raise ValueError("`all_depths=True` returns depths 1..depth and needs depth >= 1; got depth=0.")
-    cfg = _Config(act, depth, sigma_w, sigma_b, parameterization, width)
-    return cfg, a1, a2
+    arch = L.mlp(depth=depth, width=width, activation=act, sigma_w=sigma_w, sigma_b=sigma_b)
+    attrs = {
+        "activation": act.name,
+        "activation_expression": str(act.expression),
+        "activation_params": json.dumps(dict(act.params)),
+        "depth": depth,
+        "sigma_w": sigma_w,
+        "sigma_b": sigma_b,
+        "sigma_w2": sigma_w**2,
+        "sigma_b2": sigma_b**2,
+        "width": "infinite (ntk parameterisation)" if width is None else width,
+    }
+    return arch, attrs
 
 
-def _to_dataset(states, cfg: _Config, all_depths: bool, stats, a1, a2) -> xarray.Dataset:
-    import xarray as xr  # lazily: keeps `import ntktheory` fast
+def _check_standard_widths(arch: L.Layer, in_shape) -> None:
+    for step in L.walk(arch, in_shape):
+        if step.layer.weighted and not isinstance(step.layer, L.Residual) and step.in_shape[0] is None:
+            raise ValueError(
+                f"parameterization='standard' needs the width feeding layer {step.path}, {step.layer.describe()} "
+                "(its NTK grows with it); give every Dense `features` and every Conv `channels` (the readout's may "
+                "stay None)."
+            )
 
-    dims = ("x1", "x2")
+
+def _split_repeat(arch: L.Layer) -> tuple[list[L.Layer], L.Repeat, list[L.Layer]]:
+    """(prefix, the Repeat, suffix) of ``serial(prefix..., Repeat(...), suffix...)``."""
+    layers = arch.layers if isinstance(arch, L.Serial) else (arch,)
+    repeats = [i for i, layer in enumerate(layers) if isinstance(layer, L.Repeat)]
+    if len(repeats) != 1:
+        raise ValueError(
+            "`all_depths=True` with an architecture needs exactly one top-level Repeat(block, times=L) "
+            f"(depth d repeats the block d times); found {len(repeats)} in {arch.describe()}."
+        )
+    i = repeats[0]
+    if layers[i].times < 1:
+        raise ValueError("`all_depths=True` returns depths 1..times and needs Repeat(times >= 1); got times=0.")
+    return list(layers[:i]), layers[i], list(layers[i + 1 :])
+
+
+# ---------------------------------------------------------------------- computation
+def _entries_per_pair(form: str, in_shape) -> int:
+    """Kernel entries per pair of inputs in the widest state of the network."""
+    if form == "flat":
+        return 1
+    positions = in_shape[1] * in_shape[2]
+    return positions * positions if form == "full" else positions
+
+
+def _blocks(n: int, size: int) -> list[slice]:
+    count = max(1, math.ceil(n / size))
+    edges = np.linspace(0, n, count + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
+def _compute(request: _Request, a1: np.ndarray, a2: np.ndarray | None):
+    """Run the maps on blocks of input pairs; assemble the (depths, N1, N2) output kernels."""
     n1 = a1.shape[0]
     n2 = n1 if a2 is None else a2.shape[0]
-    coords = {"x1": np.arange(n1), "x2": np.arange(n2)}
-    if all_depths:
-        nngp = np.stack([s.nngp for s in states])
-        ntk = np.stack([s.ntk for s in states])
-        dims = ("depth", *dims)
-        coords["depth"] = np.arange(1, len(states) + 1)
-    else:
-        nngp, ntk = states[0].nngp, states[0].ntk
+    per_pair = _entries_per_pair(request.form, a1.shape[1:]) * _ARRAYS_PER_ENTRY * 8
+    size = max(1, int(math.sqrt(BLOCK_BYTES / per_pair)))
+    rows, cols = _blocks(n1, size), _blocks(n2, size)
+    n_depths = _split_repeat(request.architecture)[1].times if request.all_depths else 1
+    nngp = np.zeros((n_depths, n1, n2))
+    ntk = np.zeros((n_depths, n1, n2))
+    stats: list[dict] | None = None
+    for bi, rs in enumerate(rows):
+        for bj, cs in enumerate(cols):
+            if a2 is None and bj < bi:
+                continue
+            diagonal = a2 is None and bi == bj
+            xb = None if diagonal else (a1 if a2 is None else a2)[cs]
+            outputs, block_stats = _run_block(request, a1[rs], xb)
+            stats = block_stats if stats is None else _merge_stats(stats, block_stats)
+            for d, (k, t) in enumerate(outputs):
+                if diagonal:
+                    k, t = maps.mirror(k), maps.mirror(t)
+                nngp[d, rs, cs] = k
+                ntk[d, rs, cs] = t
+                if a2 is None and not diagonal:
+                    nngp[d, cs, rs] = k.T
+                    ntk[d, cs, rs] = t.T
+    return nngp, ntk, stats or []
+
+
+def _run_block(request: _Request, x1: np.ndarray, x2: np.ndarray | None):
+    """The output kernels of one block of input pairs: [(nngp, ntk)] per reported depth."""
+    ctx = maps.Context(request.parameterization)
+    state = maps.input_state(x1, x2, request.form)
+    if not request.all_depths:
+        final = maps.run_sequence(maps.primitives(request.architecture), state, ctx)
+        return [(final.nngp, final.ntk)], ctx.stats
+    prefix, repeat, suffix = _split_repeat(request.architecture)
+    state = maps.run_sequence([p for layer in prefix for p in maps.primitives(layer)], state, ctx)
+    block = maps.primitives(repeat.block)
+    tail = [p for layer in suffix for p in maps.primitives(layer)]
+    outputs = []
+    for _ in range(repeat.times):
+        state = maps.run_sequence(block, state, ctx)
+        out = maps.run_sequence(tail, state, ctx)
+        outputs.append((out.nngp, out.ntk))
+    return outputs, ctx.stats
+
+
+def _merge_stats(a: list[dict], b: list[dict]) -> list[dict]:
+    merged = []
+    for x, y in zip(a, b):
+        z = dict(x)
+        for key in ("per_pair", "direct"):
+            if key in y:
+                z[key] = z.get(key, 0) + y[key]
+        if "kmax" in y:
+            z["kmax"] = max(z.get("kmax", 0), y["kmax"])
+        merged.append(z)
+    return merged
+
+
+def _to_dataset(nngp, ntk, request: _Request, stats, a1, a2) -> xarray.Dataset:
+    import xarray as xr  # lazily: keeps `import ntktheory` fast
+
     from . import __version__
 
+    dims = ("x1", "x2")
+    n1, n2 = nngp.shape[1:]
+    coords = {"x1": np.arange(n1), "x2": np.arange(n2)}
+    if request.all_depths:
+        dims = ("depth", *dims)
+        coords["depth"] = np.arange(1, nngp.shape[0] + 1)
+    else:
+        nngp, ntk = nngp[0], ntk[0]
+    preset = "architecture" not in request.attrs
     attrs = {
-        "conventions": CONVENTIONS,
+        "conventions": CONVENTIONS if preset else ARCHITECTURE_CONVENTIONS,
         "ntkgap_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "activation": cfg.activation.name,
-        "activation_expression": str(cfg.activation.expression),
-        "activation_params": json.dumps(dict(cfg.activation.params)),
-        "depth": cfg.depth,
-        "sigma_w": cfg.sigma_w,
-        "sigma_b": cfg.sigma_b,
-        "sigma_w2": cfg.sigma_w**2,
-        "sigma_b2": cfg.sigma_b**2,
-        "parameterization": cfg.parameterization,
-        "width": "infinite (ntk parameterisation)" if cfg.width is None else cfg.width,
-        "all_depths": int(all_depths),
+        **request.attrs,
+        "all_depths": int(request.all_depths),
         "x2_is_x1": int(a2 is None),
-        "n_features": a1.shape[1],
+        "n_features": int(np.prod(a1.shape[1:])),
         "quadrature": json.dumps(stats),
     }
+    names = ("Sigma^{L+1} (readout)", "Theta^{L+1} (readout)") if preset else ("Sigma of the output",
+                                                                               "Theta of the output")
     return xr.Dataset(
         {
-            "nngp": (dims, nngp, {"long_name": "NNGP kernel Sigma^{L+1} (readout)"}),
-            "ntk": (dims, ntk, {"long_name": "neural tangent kernel Theta^{L+1} (readout)"}),
+            "nngp": (dims, nngp, {"long_name": f"NNGP kernel {names[0]}"}),
+            "ntk": (dims, ntk, {"long_name": f"neural tangent kernel {names[1]}"}),
         },
         coords=coords,
         attrs=attrs,

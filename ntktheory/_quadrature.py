@@ -411,6 +411,7 @@ def pair_expectations(
     *,
     symmetric: bool = False,
     breakpoints: Sequence[float] = (),
+    mirror: bool = True,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """E[f_p(u_i) g_p(v_j)] for every function pair p and every (i, j) of a correlation matrix.
 
@@ -427,6 +428,9 @@ def pair_expectations(
         mirrored. The diagonal is NOT filled (take it from the univariate rule).
     breakpoints
         Kinks of the functions besides 0.
+    mirror
+        With ``symmetric``: copy the strict upper triangle onto the lower one (default). False
+        leaves the lower triangle and the diagonal 0 (the kernel maps keep upper triangles only).
 
     Returns
     -------
@@ -447,7 +451,7 @@ def pair_expectations(
         for i, j in zip(ii, jj):
             for p, (f, g) in enumerate(pairs):
                 out[p, i, j] = _direct_one(f, g, float(q1[i]), float(q2[j]), float(c[i, j]), features, True)
-        if symmetric:
+        if symmetric and mirror:
             out += np.transpose(out, (0, 2, 1))
         return out, stats
 
@@ -493,6 +497,7 @@ def pair_expectations(
     if symmetric:
         for p in range(npairs):
             np.fill_diagonal(out[p], 0.0)
-        upper = np.triu(np.ones((n1, n2), dtype=np.bool_), 1)
-        out = np.where(upper, out, np.transpose(out, (0, 2, 1)))
+        if mirror:
+            upper = np.triu(np.ones((n1, n2), dtype=np.bool_), 1)
+            out = np.where(upper, out, np.transpose(out, (0, 2, 1)))
     return out, stats

@@ -57,29 +57,49 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     return value
 
 
-def check_inputs(name: str, x: object, *, features: int | None = None) -> np.ndarray:
-    """A 2-D, finite float64 array of shape (N, d), N >= 1, d >= 1.
+def check_inputs(
+    name: str,
+    x: object,
+    *,
+    features: int | None = None,
+    sample_shape: tuple[int, ...] | None = None,
+    images: bool = False,
+) -> np.ndarray:
+    """A finite float64 array (N, d), or with ``images`` also (N, C, H, W); N >= 1, no empty axis.
 
-    ``features``, when given, is the required d (to match another input).
+    ``features`` (the required d) or ``sample_shape`` (the required shape after the batch axis)
+    match the other input. Complex, boolean and object arrays are refused rather than cast.
     """
+    allowed = ("2-D (n_points, n_features) or 4-D (n_points, channels, height, width)" if images
+               else "2-D with shape (n_points, n_features)")
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind == "c" or isinstance(x, complex):
+        raise TypeError(f"`{name}` must be real; got a complex array. Pass x.real (or np.abs(x)) explicitly.")
+    if kind in ("b", "O", "U", "S"):
+        raise TypeError(f"`{name}` must be an array of real numbers; got dtype {x.dtype}.")
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"`{name}` must be a 2-D array of real numbers; got {type(x).__name__}.") from err
-    if arr.ndim != 2:
+        raise TypeError(f"`{name}` must be an array of real numbers, {allowed}; got {type(x).__name__}.") from err
+    ndims = (2, 4) if images else (2,)
+    if arr.ndim not in ndims:
         raise ValueError(
-            f"`{name}` must be 2-D with shape (n_points, n_features); got shape {arr.shape!r}. "
-            "Reshape a single point with x[None, :]."
+            f"`{name}` must be {allowed}; got shape {arr.shape!r}. Reshape a single point with x[None]."
         )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"`{name}` must have at least one point and one feature; got shape {arr.shape!r}.")
+    if 0 in arr.shape:
+        raise ValueError(f"`{name}` must have at least one point and no empty axis; got shape {arr.shape!r}.")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         entry = tuple(int(i) for i in bad)
         raise ValueError(f"`{name}` must be finite; entry {entry!r} is {float(arr[entry])!r}.")
-    if features is not None and arr.shape[1] != features:
+    if features is not None and (arr.ndim != 2 or arr.shape[1] != features):
         raise ValueError(
             f"`{name}` has {arr.shape[1]} features but the other input has {features}; "
             "both inputs must have the same number of columns."
+        )
+    if sample_shape is not None and arr.shape[1:] != tuple(sample_shape):
+        raise ValueError(
+            f"`{name}` has points of shape {arr.shape[1:]!r} but the other input's are {tuple(sample_shape)!r}; "
+            "both inputs must have the same shape after the first (batch) axis."
         )
     return np.ascontiguousarray(arr)
