@@ -70,23 +70,22 @@ def pair(kind, a, q1, q2, q12):
     with cosh), IDENTITY, GELU (exact, see :func:`gelu`).
     """
     if kind <= STEP:
-        if q1 <= 0.0 or q2 <= 0.0:
-            if kind == LEAKY_RELU:
-                return 0.0, (a * a if (q1 <= 0.0 and q2 <= 0.0) else a * 0.5 * (1.0 + a))
-            return 0.0, 0.0
+        # written with selects, not early returns, so that the loops calling it vectorise
+        both = q1 > 0.0 and q2 > 0.0
         det = max(q1 * q2 - q12 * q12, 0.0)
         sq = math.sqrt(det)
         t = atan2_upper(sq, q12)
         k1 = (sq + (math.pi - t) * q12) * _INV_2PI
         k0 = (math.pi - t) * _INV_2PI
         if kind == RELU:
-            return k1, k0
+            return k1, (k0 if both else 0.0)
         if kind == LEAKY_RELU:
             b = (1.0 - a) * (1.0 - a)
-            return b * k1 + a * q12, b * k0 + a
+            none = q1 <= 0.0 and q2 <= 0.0
+            return b * k1 + a * q12, (b * k0 + a if both else (a * a if none else a * 0.5 * (1.0 + a)))
         if kind == ABS:
-            return (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi, 1.0 - 2.0 * t / math.pi
-        return k0, 0.0
+            return (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi, (1.0 - 2.0 * t / math.pi if both else 0.0)
+        return (k0 if both else 0.0), 0.0
     if kind == ERF:
         p1 = 1.0 + 2.0 * q1
         p2 = 1.0 + 2.0 * q2

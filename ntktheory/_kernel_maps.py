@@ -140,16 +140,12 @@ def _rows(t, half, nrows, symmetric):
     return r0, (r1 if r1 != r0 else -1)
 
 
-@njit(cache=True, parallel=True)
-def _closed_batch(kind, a, k, ntk, vr, vc, symmetric, with_ntk, alpha, beta, gamma, delta, eps, out_k, out_ntk):
-    """Closed-form nonlinearity, optionally followed by an affine map, on a (B, R, C) batch.
-
-    out_k = alpha E[phi phi] + beta;  out_ntk = gamma E[phi phi] + delta + eps E[phi' phi'] ntk.
-    The diagonal of a symmetric matrix uses q12 = q1 exactly (correlation 1).
-    """
+@njit(cache=True, inline="always")
+def _closed_loop(kind, a, k, ntk, vr, vc, symmetric, with_ntk, alpha, beta, gamma, delta, eps, out_k, out_ntk):
     nb, nr, nc = k.shape
     half = (nr + 1) // 2 if symmetric else nr
-    for t in prange(nb * half):
+    for tt in prange(nb * half):
+        t = np.int64(tt)
         b = t // half
         r0, r1 = _rows(t, half, nr, symmetric)
         for r in (r0, r1):
@@ -157,12 +153,47 @@ def _closed_batch(kind, a, k, ntk, vr, vc, symmetric, with_ntk, alpha, beta, gam
                 continue
             v1 = vr[b, r]
             c0 = r if symmetric else 0
+            krow, trow, okrow, otrow, vcb = k[b, r], ntk[b, r], out_k[b, r], out_ntk[b, r], vc[b]
             for c in range(c0, nc):
-                q12 = v1 if (symmetric and c == r) else k[b, r, c]
-                pp, dd = _closed_forms.pair(kind, a, v1, vc[b, c], q12)
-                out_k[b, r, c] = alpha * pp + beta
+                q12 = v1 if (symmetric and c == r) else krow[c]
+                pp, dd = _closed_forms.pair(kind, a, v1, vcb[c], q12)
+                okrow[c] = alpha * pp + beta
                 if with_ntk:
-                    out_ntk[b, r, c] = gamma * pp + delta + eps * dd * ntk[b, r, c]
+                    otrow[c] = gamma * pp + delta + eps * dd * trow[c]
+
+
+@njit(cache=True, parallel=True)
+def _closed_batch(kind, a, k, ntk, vr, vc, symmetric, with_ntk, alpha, beta, gamma, delta, eps, out_k, out_ntk):
+    """Closed-form nonlinearity, optionally followed by an affine map, on a (B, R, C) batch.
+
+    out_k = alpha E[phi phi] + beta;  out_ntk = gamma E[phi phi] + delta + eps E[phi' phi'] ntk.
+    The diagonal of a symmetric matrix uses q12 = q1 exactly (correlation 1). Each kind gets its
+    own copy of the loop (``kind`` a constant there), which lets the loops vectorise.
+    """
+    if kind == _closed_forms.RELU:
+        _closed_loop(_closed_forms.RELU, a, k, ntk, vr, vc, symmetric, with_ntk,
+                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
+    elif kind == _closed_forms.LEAKY_RELU:
+        _closed_loop(_closed_forms.LEAKY_RELU, a, k, ntk, vr, vc, symmetric, with_ntk,
+                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
+    elif kind == _closed_forms.ABS:
+        _closed_loop(_closed_forms.ABS, a, k, ntk, vr, vc, symmetric, with_ntk,
+                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
+    elif kind == _closed_forms.STEP:
+        _closed_loop(_closed_forms.STEP, a, k, ntk, vr, vc, symmetric, with_ntk,
+                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
+    elif kind == _closed_forms.ERF:
+        _closed_loop(_closed_forms.ERF, a, k, ntk, vr, vc, symmetric, with_ntk,
+                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
+    elif kind == _closed_forms.SIN:
+        _closed_loop(_closed_forms.SIN, a, k, ntk, vr, vc, symmetric, with_ntk,
+                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
+    elif kind == _closed_forms.IDENTITY:
+        _closed_loop(_closed_forms.IDENTITY, a, k, ntk, vr, vc, symmetric, with_ntk,
+                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
+    else:
+        _closed_loop(_closed_forms.GELU, a, k, ntk, vr, vc, symmetric, with_ntk,
+                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
 
 
 @njit(cache=True, parallel=True)
@@ -170,7 +201,8 @@ def _affine_batch(k, ntk, symmetric, with_ntk, alpha, beta, gamma, delta, eps, o
     """out_k = alpha k + beta;  out_ntk = gamma k + delta + eps ntk (upper triangles if symmetric)."""
     nb, nr, nc = k.shape
     half = (nr + 1) // 2 if symmetric else nr
-    for t in prange(nb * half):
+    for tt in prange(nb * half):
+        t = np.int64(tt)
         b = t // half
         r0, r1 = _rows(t, half, nr, symmetric)
         for r in (r0, r1):
@@ -188,7 +220,8 @@ def _normalise_batch(k, ntk, vr, vc, symmetric, with_ntk, out_k, out_ntk):
     """k / sqrt(vr vc) and ntk / sqrt(vr vc); 0 where a variance is 0 (the layer outputs 0 there)."""
     nb, nr, nc = k.shape
     half = (nr + 1) // 2 if symmetric else nr
-    for t in prange(nb * half):
+    for tt in prange(nb * half):
+        t = np.int64(tt)
         b = t // half
         r0, r1 = _rows(t, half, nr, symmetric)
         for r in (r0, r1):
@@ -207,7 +240,8 @@ def _correlation_batch(k, vr, vc, symmetric, out):
     """c = k / sqrt(vr vc) clipped to [-1, 1]; 0 where a variance is 0 (c is then irrelevant)."""
     nb, nr, nc = k.shape
     half = (nr + 1) // 2 if symmetric else nr
-    for t in prange(nb * half):
+    for tt in prange(nb * half):
+        t = np.int64(tt)
         b = t // half
         r0, r1 = _rows(t, half, nr, symmetric)
         for r in (r0, r1):
@@ -224,7 +258,8 @@ def _multiply_batch(a, b_arr, symmetric, out):
     """out = a * b on the upper triangles (symmetric) or everywhere."""
     nb, nr, nc = a.shape
     half = (nr + 1) // 2 if symmetric else nr
-    for t in prange(nb * half):
+    for tt in prange(nb * half):
+        t = np.int64(tt)
         b = t // half
         r0, r1 = _rows(t, half, nr, symmetric)
         for r in (r0, r1):
@@ -245,6 +280,17 @@ def _tap_range(n_out, n_in, stride, pad, tap):
     return lo, min(hi, n_out)
 
 
+@njit(cache=True, inline="always")
+def _shifted_add(out_row, in_row, lo, hi, stride, offset):
+    """out_row[q] += in_row[q * stride + offset] for q in [lo, hi)."""
+    if stride == 1:
+        for q in range(lo, hi):
+            out_row[q] += in_row[q + offset]
+    else:
+        for q in range(lo, hi):
+            out_row[q] += in_row[q * stride + offset]
+
+
 @njit(cache=True, parallel=True)
 def _conv_full(k, ntk, with_ntk, mode, kh, kw, sh, sw, pt, pl, alpha, beta, gamma, delta, eps, out_k, out_ntk):
     """Convolution of the full spatial form: both positions shifted by the same filter offset.
@@ -252,47 +298,85 @@ def _conv_full(k, ntk, with_ntk, mode, kh, kw, sh, sw, pt, pl, alpha, beta, gamm
     k, ntk: (n1, H, W, n2, H, W); out: (n1, Ho, Wo, n2, Ho, Wo), zero-initialised. With S the mean
     over the kh kw offsets (zero padding outside the image), out_k = alpha S(k) + beta and
     out_ntk = gamma S(k) + delta + eps S(ntk). ``mode``: 0 every column; 1 symmetric cross kernel
-    (columns (j, q) >= (i, p) in row-major order); 2 self kernel (n2 = 1; columns q >= p).
+    (columns (j, q) >= (i, p) in row-major order); 2 self kernel (n2 = 1; columns q >= p). The
+    entries read are then in the same triangle, since both positions move by the same offset.
+
+    Each output row (i, p) is a sum of whole input rows (i, p + d), each shifted by the offset d
+    and masked where q + d leaves the image; when the layer keeps the image size (stride 1,
+    "same"), the shift is one constant in the flattened column index, so the inner loop runs over
+    whole rows and vectorises. Other shapes take a per-position loop.
     """
     n1, h, w, n2 = k.shape[:4]
     ho, wo = out_k.shape[1], out_k.shape[2]
+    p_in, p_out = h * w, ho * wo
+    same_size = ho == h and wo == w and sh == 1 and sw == 1
     inv = 1.0 / (kh * kw)
-    for t in prange(n1 * ho * wo):
-        i = t // (ho * wo)
-        oh = (t // wo) % ho
-        ow = t % wo
+    ncols = n2 * p_out
+    # valid[tap, c]: whether column c = (j, qh, qw) reads inside the image at that tap
+    valid = np.zeros((kh * kw, ncols), dtype=np.bool_)
+    for dh in range(kh):
+        for dw in range(kw):
+            for c in range(ncols):
+                qh = (c % p_out) // wo
+                qw = c % wo
+                jh = qh * sh - pt + dh
+                jw = qw * sw - pl + dw
+                valid[dh * kw + dw, c] = 0 <= jh < h and 0 <= jw < w
+    kf = k.reshape(n1, p_in, n2 * p_in)
+    tf = ntk.reshape(n1, p_in, n2 * p_in)
+    okf = out_k.reshape(n1, p_out, ncols)
+    otf = out_ntk.reshape(n1, p_out, ncols)
+    for tt in prange(n1 * p_out):
+        t = np.int64(tt)
+        i = t // p_out
+        p = t % p_out
+        oh, ow = p // wo, p % wo
+        c0 = i * p_out + p if mode == 1 else (p if mode == 2 else np.int64(0))
+        orow, trow = okf[i, p], otf[i, p]
         for dh in range(kh):
             ih = oh * sh - pt + dh
             if ih < 0 or ih >= h:
                 continue
-            qh_lo, qh_hi = _tap_range(ho, h, sh, pt, dh)
             for dw in range(kw):
                 iw = ow * sw - pl + dw
                 if iw < 0 or iw >= w:
                     continue
-                qw_lo, qw_hi = _tap_range(wo, w, sw, pl, dw)
-                j0 = i if mode == 1 else 0
-                for j in range(j0, n2):
-                    diag_block = mode == 2 or (mode == 1 and j == i)
-                    for qh in range(max(qh_lo, oh) if diag_block else qh_lo, qh_hi):
-                        jh = qh * sh - pt + dh
-                        lo = qw_lo
-                        if diag_block and qh == oh:
-                            lo = max(qw_lo, ow)
-                        for qw in range(lo, qw_hi):
-                            jw = qw * sw - pl + dw
-                            out_k[i, oh, ow, j, qh, qw] += k[i, ih, iw, j, jh, jw]
-                            if with_ntk:
-                                out_ntk[i, oh, ow, j, qh, qw] += ntk[i, ih, iw, j, jh, jw]
-        j0 = i if mode == 1 else 0
-        for j in range(j0, n2):
-            diag_block = mode == 2 or (mode == 1 and j == i)
-            for qh in range(oh if diag_block else 0, ho):
-                for qw in range(ow if (diag_block and qh == oh) else 0, wo):
-                    s = out_k[i, oh, ow, j, qh, qw] * inv
-                    out_k[i, oh, ow, j, qh, qw] = alpha * s + beta
+                irow, jrow, vrow = kf[i, ih * w + iw], tf[i, ih * w + iw], valid[dh * kw + dw]
+                if same_size:
+                    off = (dh - pt) * w + (dw - pl)
+                    lo = max(c0, -off)
+                    hi = min(ncols, ncols - off)
+                    # slices, so that the loop index is the element index (no wraparound checks)
+                    _masked_add(orow[lo:hi], irow[lo + off : hi + off], vrow[lo:hi])
                     if with_ntk:
-                        out_ntk[i, oh, ow, j, qh, qw] = gamma * s + delta + eps * inv * out_ntk[i, oh, ow, j, qh, qw]
+                        _masked_add(trow[lo:hi], jrow[lo + off : hi + off], vrow[lo:hi])
+                else:
+                    for c in range(c0, ncols):
+                        if vrow[c]:
+                            j = c // p_out
+                            q = c % p_out
+                            src = j * p_in + ((q // wo) * sh - pt + dh) * w + (q % wo) * sw - pl + dw
+                            orow[c] += irow[src]
+                            if with_ntk:
+                                trow[c] += jrow[src]
+        _affine_row(orow[c0:], trow[c0:], with_ntk, alpha * inv, beta, gamma * inv, delta, eps * inv)
+
+
+@njit(cache=True, inline="always")
+def _masked_add(out, values, mask):
+    """out += values where mask (same lengths)."""
+    for c in range(out.size):
+        out[c] += values[c] if mask[c] else 0.0
+
+
+@njit(cache=True, inline="always")
+def _affine_row(sk, st, with_ntk, alpha, beta, gamma, delta, eps):
+    """sk -> alpha sk + beta and st -> gamma sk + delta + eps st, elementwise (the old sk)."""
+    for c in range(sk.size):
+        s = sk[c]
+        sk[c] = alpha * s + beta
+        if with_ntk:
+            st[c] = gamma * s + delta + eps * st[c]
 
 
 @njit(cache=True, parallel=True)
@@ -304,8 +388,9 @@ def _mirror_blocks(k, mode):
     """
     n, h, w = k.shape[:3]
     p = h * w
-    for i in prange(n):
-        j = i if mode == 1 else 0
+    for r in prange(n):
+        i = np.int64(r)
+        j = i if mode == 1 else np.int64(0)
         for a in range(p):
             for b in range(a):
                 k[i, a // w, a % w, j, b // w, b % w] = k[i, b // w, b % w, j, a // w, a % w]
@@ -404,12 +489,12 @@ def _on_selves(state: KernelState, func) -> tuple[np.ndarray, np.ndarray]:
 def _affine(state: KernelState, alpha: float, beta: float, gamma: float, delta: float, eps: float) -> KernelState:
     """nngp -> alpha nngp + beta; ntk -> gamma nngp + delta + eps ntk; self -> alpha self + beta."""
     form = state.form
-    out_k, out_ntk = np.zeros_like(state.nngp), np.zeros_like(state.ntk)
+    out_k, out_ntk = np.zeros(state.nngp.shape), np.zeros(state.ntk.shape)
     _affine_batch(cross_batch(state.nngp, form), cross_batch(state.ntk, form), state.symmetric, True,
                   alpha, beta, gamma, delta, eps, cross_batch(out_k, form), cross_batch(out_ntk, form))
 
     def on_self(s):
-        out = np.zeros_like(s)
+        out = np.zeros(s.shape)
         sb = self_batch(s, form)
         _affine_batch(sb, sb, True, False, alpha, beta, 0.0, 0.0, 0.0, self_batch(out, form), sb)
         return out
@@ -441,12 +526,12 @@ def _activation_closed(act: ActivationFunction, state: KernelState, then: tuple[
     form, kind, a = state.form, _closed_kind(act), act.param_value
     alpha, beta, gamma, delta, eps = then if then is not None else (1.0, 0.0, 0.0, 0.0, 1.0)
     vr, vc = _cross_variances(state)
-    out_k, out_ntk = np.zeros_like(state.nngp), np.zeros_like(state.ntk)
+    out_k, out_ntk = np.zeros(state.nngp.shape), np.zeros(state.ntk.shape)
     _closed_batch(kind, a, cross_batch(state.nngp, form), cross_batch(state.ntk, form), vr, vc, state.symmetric,
                   True, alpha, beta, gamma, delta, eps, cross_batch(out_k, form), cross_batch(out_ntk, form))
 
     def on_self(s):
-        out = np.zeros_like(s)
+        out = np.zeros(s.shape)
         sb = self_batch(s, form)
         v = _self_variances(s, form)
         _closed_batch(kind, a, sb, sb, v, v, True, False, alpha, beta, 0.0, 0.0, 0.0, self_batch(out, form), sb)
@@ -647,12 +732,12 @@ def _flatten(layer: L.Flatten, state: KernelState, ctx: Context) -> KernelState:
 def _layer_norm(layer: L.LayerNorm, state: KernelState, ctx: Context) -> KernelState:
     form = state.form
     vr, vc = _cross_variances(state)
-    out_k, out_ntk = np.zeros_like(state.nngp), np.zeros_like(state.ntk)
+    out_k, out_ntk = np.zeros(state.nngp.shape), np.zeros(state.ntk.shape)
     _normalise_batch(cross_batch(state.nngp, form), cross_batch(state.ntk, form), vr, vc, state.symmetric, True,
                      cross_batch(out_k, form), cross_batch(out_ntk, form))
 
     def on_self(s):
-        out = np.zeros_like(s)
+        out = np.zeros(s.shape)
         v = _self_variances(s, form)
         sb = self_batch(s, form)
         _normalise_batch(sb, sb, v, v, True, False, self_batch(out, form), sb)
