@@ -8,10 +8,11 @@ by default; float64; ``device="auto"`` picks CUDA when present.
 """
 
 from ._activations import TorchActivation, torch_activation
+from ._build import Network, ScaledConv2d, ScaledLinear, build
 from ._curvature import gradient_norms, loss_hessian_norm, model_hessian_norm
 from ._device import CONVENTIONS, resolve_device
 from ._ensemble import ensemble_kernels, stack_models
-from ._mlp import MLP, ScaledLinear
+from ._mlp import MLP
 from ._ntk import nngp, ntk
 from ._training import Linearized, critical_learning_rate, train
 
@@ -19,8 +20,11 @@ __all__ = [
     "CONVENTIONS",
     "MLP",
     "Linearized",
+    "Network",
+    "ScaledConv2d",
     "ScaledLinear",
     "TorchActivation",
+    "build",
     "critical_learning_rate",
     "ensemble_kernels",
     "gradient_norms",

@@ -1,77 +1,21 @@
-"""Fully-connected networks with DESIGN.md's forward function, in both parameterisations."""
+"""Fully-connected networks: the ``layers.mlp`` preset of :func:`empirical.build`."""
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import torch
-from torch import nn
 
-from ntktheory._validate import check_choice, check_int, check_nonnegative, check_real
+from ntktheory import layers as L
+from ntktheory._validate import check_int
 from ntktheory.activations import ActivationSpec
 
 from ._activations import TorchActivation
-from ._device import check_dtype, resolve_device
+from ._build import Network, ScaledLinear, build
 
-__all__ = ["MLP", "ScaledLinear"]
-
-PARAMETERIZATIONS = ("ntk", "standard")
+__all__ = ["MLP"]
 
 
-class ScaledLinear(nn.Module):
-    """h = weight_scale * z W^T + bias_scale * b: a Linear map with fixed multipliers.
-
-    The NTK parameterisation uses ``weight_scale = sigma_w / sqrt(fan_in)`` and
-    ``bias_scale = sigma_b`` on N(0, 1) parameters; the standard one uses multipliers 1 on
-    parameters drawn with the variances ``sigma_w^2 / fan_in`` and ``sigma_b^2``. In both,
-    ``weight_var = sigma_w^2 / fan_in`` and ``bias_var = sigma_b^2`` are the variances of the
-    effective weights at initialisation (what the NNGP uses).
-    """
-
-    def __init__(
-        self,
-        weight: torch.Tensor,
-        bias: torch.Tensor,
-        *,
-        weight_scale: float,
-        bias_scale: float,
-        weight_var: float,
-        bias_var: float,
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(bias)
-        self.weight_scale = float(weight_scale)
-        self.bias_scale = float(bias_scale)
-        self.weight_var = float(weight_var)
-        self.bias_var = float(bias_var)
-
-    @property
-    def in_features(self) -> int:
-        return self.weight.shape[1]
-
-    @property
-    def out_features(self) -> int:
-        return self.weight.shape[0]
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = z @ self.weight.T
-        if self.weight_scale != 1.0:
-            h = self.weight_scale * h
-        if self.bias_scale != 0.0:
-            h = h + self.bias_scale * self.bias
-        return h
-
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"weight_scale={self.weight_scale:.6g}, bias_scale={self.bias_scale:.6g}"
-        )
-
-
-class MLP(nn.Module):
-    """Fully-connected network of ``depth`` hidden layers, exactly as in DESIGN.md.
+class MLP(Network):
+    """Fully-connected network of ``depth`` hidden layers: ``empirical.build(layers.mlp(...))``.
 
     NTK parameterisation: ``h^1 = sigma_w/sqrt(d) W^1 x + sigma_b b^1``,
     ``h^{l+1} = sigma_w/sqrt(n) W^{l+1} phi(h^l) + sigma_b b^{l+1}`` with all W, b ~ N(0, 1).
@@ -126,52 +70,32 @@ class MLP(nn.Module):
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "auto",
     ) -> None:
-        super().__init__()
         in_features = check_int("in_features", in_features, minimum=1)
         width = check_int("width", width, minimum=1)
-        depth = check_int("depth", depth, minimum=0)
-        out_features = check_int("out_features", out_features, minimum=1)
-        sigma_w = check_real("sigma_w", sigma_w)
-        if sigma_w <= 0:
-            raise ValueError(f"`sigma_w` must be > 0, got {sigma_w!r}.")
-        sigma_b = check_nonnegative("sigma_b", sigma_b)
-        parameterization = check_choice("parameterization", parameterization, PARAMETERIZATIONS)
-        seed = check_int("seed", seed, minimum=0)
-        dtype = check_dtype(dtype)
-        dev = resolve_device(device)
+        arch = L.mlp(depth=depth, width=width, activation=activation, sigma_w=sigma_w, sigma_b=sigma_b,
+                     out_features=check_int("out_features", out_features, minimum=1))
+        net = build(arch, (in_features,), parameterization=parameterization, seed=seed, dtype=dtype, device=device)
+        super().__init__(list(net), architecture=arch, in_shape=net.in_shape, parameterization=net.parameterization,
+                         seed=net.seed)
+        self.in_features, self.width, self.depth, self.out_features = in_features, width, arch.layers[0].times, \
+            out_features
+        self.sigma_w, self.sigma_b = arch.layers[-1].sigma_w, arch.layers[-1].sigma_b
 
-        self.in_features, self.width, self.depth, self.out_features = in_features, width, depth, out_features
-        self.sigma_w, self.sigma_b = sigma_w, sigma_b
-        self.parameterization, self.seed = parameterization, seed
-        self.phi = TorchActivation(activation)
+    @property
+    def layers(self) -> list[ScaledLinear]:
+        """The depth + 1 linear maps, in order."""
+        return [m for m in self if isinstance(m, ScaledLinear)]
 
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        dims = [in_features] + [width] * depth + [out_features]
-        layers = []
-        for fan_in, fan_out in itertools.pairwise(dims):
-            w = torch.randn(fan_out, fan_in, generator=gen, dtype=torch.float64)
-            b = torch.randn(fan_out, generator=gen, dtype=torch.float64)
-            weight_var, bias_var = sigma_w**2 / fan_in, sigma_b**2
-            if parameterization == "ntk":
-                scales = {"weight_scale": sigma_w / math.sqrt(fan_in), "bias_scale": sigma_b}
-            else:
-                w, b = w * math.sqrt(weight_var), b * sigma_b
-                scales = {"weight_scale": 1.0, "bias_scale": 1.0}
-            layers.append(
-                ScaledLinear(
-                    w.to(device=dev, dtype=dtype),
-                    b.to(device=dev, dtype=dtype),
-                    weight_var=weight_var,
-                    bias_var=bias_var,
-                    **scales,
-                )
-            )
-        self.layers = nn.ModuleList(layers)
+    @property
+    def phi(self) -> TorchActivation:
+        """The nonlinearity (a TorchActivation; shared spec for all hidden layers)."""
+        acts = [m for m in self if isinstance(m, TorchActivation)]
+        return acts[0] if acts else TorchActivation(self.architecture.layers[0].block.layers[1].function)
 
     @property
     def activation(self):
         """The resolved :class:`ntktheory.Activation`."""
-        return self.phi.spec
+        return self.architecture.layers[0].block.layers[1].function
 
     @property
     def config(self) -> dict[str, object]:
@@ -188,9 +112,3 @@ class MLP(nn.Module):
             "out_features": self.out_features,
             "seed": self.seed,
         }
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x
-        for layer in self.layers[:-1]:
-            z = self.phi(layer(z))
-        return self.layers[-1](z)

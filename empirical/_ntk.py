@@ -32,8 +32,9 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 from ntktheory._validate import check_choice, check_int
 
 from ._activations import TorchActivation
+from ._build import Network, ScaledLinear
 from ._device import exact_matmul
-from ._mlp import MLP, ScaledLinear
+from ._structured import network_ntk
 
 __all__ = ["nngp", "ntk"]
 
@@ -126,17 +127,12 @@ def layered(model: nn.Module) -> Layered:
     NotImplementedError
         If the model is not of that form (use ``method="jacobian"`` or ``"ntk_vp"``).
     """
-    if isinstance(model, MLP):
-        mods: list[nn.Module] = []
-        for layer in model.layers[:-1]:
-            mods += [layer, model.phi]
-        mods.append(model.layers[-1])
-    elif isinstance(model, nn.Sequential):
+    if isinstance(model, nn.Sequential):
         mods = list(model)
     else:
         raise NotImplementedError(
-            f"method='structured' needs an empirical.MLP or an nn.Sequential of nn.Linear and "
-            f"elementwise activation modules; got {type(model).__name__}. "
+            f"method='structured' needs a network from empirical.build (or empirical.MLP) or an nn.Sequential "
+            f"of nn.Linear and elementwise activation modules; got {type(model).__name__}. "
             "Use method='jacobian' or method='ntk_vp' for other models."
         )
     linears: list[nn.Module] = []
@@ -189,28 +185,60 @@ def layered(model: nn.Module) -> Layered:
     )
 
 
+def _layered_or_none(model: nn.Module) -> Layered | None:
+    """The layered form when the model is an MLP-like Sequential, else None."""
+    try:
+        return layered(model)
+    except NotImplementedError:
+        return None
+
+
 # ---------------------------------------------------------------------------- input handling
-def as_inputs(model_dtype: torch.dtype, device: torch.device, name: str, x: object, features: int | None):
-    """A 2-D tensor of the model's dtype and device, with a message naming ``name`` otherwise."""
+def as_inputs(model_dtype: torch.dtype, device: torch.device, name: str, x: object,
+              shape: int | tuple[int, ...] | None):
+    """A tensor of the model's dtype and device, with a message naming ``name`` otherwise.
+
+    ``shape``: the number of features of 2-D inputs (int), the shape of one input (tuple, e.g.
+    (C, H, W)), or None for any batch of at least one axis besides the batch axis.
+    """
     if isinstance(x, torch.Tensor):
         t = x.detach()
     else:
+        kind = getattr(getattr(x, "dtype", None), "kind", None)
+        if kind in ("c", "b", "O", "U", "S"):
+            raise TypeError(f"`{name}` must be an array of real numbers; got dtype {x.dtype}.")
         try:
             t = torch.as_tensor(np.asarray(x, dtype=np.float64))
         except (TypeError, ValueError) as err:
-            raise TypeError(f"`{name}` must be a 2-D tensor or array of real numbers; got {type(x).__name__}.") from err
-    if t.ndim != 2:
+            what = "a 2-D tensor or array" if isinstance(shape, int) or (isinstance(shape, tuple) and len(shape) == 1) \
+                else "a tensor or array"
+            raise TypeError(f"`{name}` must be {what} of real numbers; got {type(x).__name__}.") from err
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"`{name}` must be real; got a tensor of dtype {t.dtype}.")
+    flat = shape is None or isinstance(shape, int) or len(shape) == 1
+    if isinstance(shape, tuple) and len(shape) == 1:
+        shape = shape[0]
+    if flat and shape is not None and t.ndim != 2:
         raise ValueError(
             f"`{name}` must be 2-D with shape (n_points, n_features); got shape {tuple(t.shape)!r}. "
             "Reshape a single point with x[None, :]."
         )
+    if t.ndim < 2:
+        raise ValueError(
+            f"`{name}` must have a batch axis and at least one more, e.g. (n_points, n_features) or "
+            f"(n_points, channels, height, width); got shape {tuple(t.shape)!r}. Reshape a single point with x[None]."
+        )
     if t.shape[0] == 0:
         raise ValueError(f"`{name}` must have at least one point; got shape {tuple(t.shape)!r}.")
-    if features is not None and t.shape[1] != features:
-        raise ValueError(f"`{name}` has {t.shape[1]} features but the model expects {features}.")
-    if t.is_floating_point() or t.is_complex():
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"`{name}` must be finite; it contains NaN or inf.")
+    if isinstance(shape, int) and t.shape[1] != shape:
+        raise ValueError(f"`{name}` has {t.shape[1]} features but the model expects {shape}.")
+    if isinstance(shape, tuple) and tuple(t.shape[1:]) != shape:
+        raise ValueError(
+            f"`{name}` has points of shape {tuple(t.shape[1:])!r} but the model expects {shape!r} "
+            "(images are (N, C, H, W))."
+        )
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"`{name}` must be finite; it contains NaN or inf.")
     return t.to(device=device, dtype=model_dtype)
 
 
@@ -221,10 +249,11 @@ def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
     return p.dtype, p.device
 
 
-def _in_features(model: nn.Module) -> int | None:
-    if isinstance(model, MLP):
-        return model.in_features
-    if isinstance(model, nn.Sequential) and isinstance(model[0], (nn.Linear, ScaledLinear)):
+def sample_shape(model: nn.Module) -> int | tuple[int, ...] | None:
+    """What one input of ``model`` looks like: features (int), a shape (tuple) or None (unknown)."""
+    if isinstance(model, Network):
+        return model.in_shape[0] if len(model.in_shape) == 1 else model.in_shape
+    if isinstance(model, nn.Sequential) and len(model) and isinstance(model[0], (nn.Linear, ScaledLinear)):
         return model[0].weight.shape[1]
     return None
 
@@ -474,21 +503,24 @@ def ntk(
 
     The sum runs over the model's trained parameters (``requires_grad``). For an :class:`MLP` in
     the NTK parameterisation, the mean over seeds tends to ``ntktheory.kernels(...)["ntk"]`` as
-    the width grows; in the standard parameterisation to the kernel with the width factor of
-    DESIGN.md (``ntktheory.kernels(..., parameterization="standard", width=n)``).
+    the width grows; in the standard parameterisation to the kernel with the width factor
+    (``ntktheory.kernels(..., parameterization="standard", width=n)``). For a network from
+    ``empirical.build(architecture, ...)`` it tends to ``ntktheory.kernels(x, architecture=...)``.
 
     Parameters
     ----------
     model
-        A network mapping (N, d) inputs to (N, k) outputs.
+        A network mapping (N, ...) inputs to (N, k) outputs: any ``nn.Module`` for ``"jacobian"``
+        and ``"ntk_vp"``.
     x1, x2
-        Inputs of shape (N1, d) and (N2, d); ``x2=None`` means ``x2 = x1`` (symmetry is used).
-        Converted to the model's dtype and device.
+        Inputs of shape (N1, d) and (N2, d), or images (N1, C, H, W) and (N2, C, H, W) (any shape
+        the model takes); ``x2=None`` means ``x2 = x1`` (symmetry is used). Converted to the
+        model's dtype and device.
     method
-        ``"structured"`` (per-layer Gram factorisation; :class:`MLP` or ``nn.Sequential`` of
-        ``nn.Linear`` and elementwise activations), ``"jacobian"`` (Jacobian contraction),
-        ``"ntk_vp"`` (NTK-vector products), or ``"auto"``: structured when the model allows it,
-        else jacobian.
+        ``"structured"`` (per-layer Gram factorisation: networks from :func:`empirical.build`,
+        :class:`MLP`, or ``nn.Sequential`` of ``nn.Linear`` and elementwise activations),
+        ``"jacobian"`` (Jacobian contraction), ``"ntk_vp"`` (NTK-vector products), or ``"auto"``:
+        structured when the model allows it, else jacobian.
     outputs
         ``"mean"`` (default): the mean of the k diagonal output blocks, ``(1/k) sum_a Theta_aa``,
         shape (N1, N2) — at infinite width Theta_full = Theta (x) I_k, so this is Theta;
@@ -531,20 +563,21 @@ def ntk(
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
     dtype, device = _model_dtype_device(model)
-    features = _in_features(model)
-    x1 = as_inputs(dtype, device, "x1", x1, features)
-    x2 = None if x2 is None else as_inputs(dtype, device, "x2", x2, x1.shape[1])
+    shape = sample_shape(model)
+    x1 = as_inputs(dtype, device, "x1", x1, shape)
+    x2 = None if x2 is None else as_inputs(dtype, device, "x2", x2, tuple(x1.shape[1:]))
     with exact_matmul(), torch.no_grad():
+        net = _layered_or_none(model)
         if method == "auto":
-            try:
-                net = layered(model)
-                method = "structured"
-            except NotImplementedError:
-                method = "jacobian"
-        if method == "structured":
-            net = layered(model)
+            method = "structured" if (net is not None or isinstance(model, Network)) else "jacobian"
+        if method == "structured" and net is not None:
             theta = structured_ntk(net, x1, x2, "full" if outputs == "full" else "trace", chunk_size)[0]
             k = net.out_features
+        elif method == "structured":
+            if not isinstance(model, Network):
+                layered(model)  # raises the NotImplementedError that says what is supported
+            theta = network_ntk(model, x1, x2, "full" if outputs == "full" else "trace", chunk_size)
+            k = None
         else:
             theta = _func_ntk(model, x1, x2, "full" if outputs == "full" else "trace", chunk_size, method)
             k = None
@@ -567,7 +600,7 @@ def nngp_layers(net: Layered, x1: torch.Tensor, x2: torch.Tensor | None) -> torc
 
 
 def nngp(
-    model: MLP,
+    model: nn.Module,
     x1: torch.Tensor | np.ndarray,
     x2: torch.Tensor | np.ndarray | None = None,
     *,
@@ -578,18 +611,21 @@ def nngp(
     ``Sigma^1 = sigma_w^2 x.x'/d + sigma_b^2`` and ``Sigma^{l+1} = (sigma_w^2/n) phi(h^l(x)).phi(h^l(x'))
     + sigma_b^2``, the covariance of the next pre-activation over a fresh draw of that layer's
     weights, in either parameterisation (both have the same forward distribution). Its mean over
-    seeds tends to ``ntktheory.kernels(...)["nngp"]`` as the width grows.
+    seeds tends to ``ntktheory.kernels(...)["nngp"]`` as the width grows. For a network from
+    :func:`empirical.build` ending in a Dense readout, the readout's ``(sigma_w^2 / fan_in) z.z' +
+    sigma_b^2`` with z the readout's input (after Flatten or GlobalAvgPool for CNNs).
 
     Parameters
     ----------
     model
-        An :class:`MLP` (or ``nn.Sequential`` of :class:`ScaledLinear` maps and elementwise
-        modules, which carry the initial variances).
+        An :class:`MLP`, a network from :func:`empirical.build` whose last layer is Dense, or an
+        ``nn.Sequential`` of :class:`ScaledLinear` maps and elementwise modules (which carry the
+        initial variances).
     x1, x2
-        Inputs (N1, d), (N2, d); ``x2=None`` means ``x2 = x1``.
+        Inputs (N1, d) or images (N1, C, H, W); ``x2=None`` means ``x2 = x1``.
     layers
-        ``"readout"`` (default): Sigma^{L+1}, shape (N1, N2); ``"all"``: Sigma^1 .. Sigma^{L+1},
-        shape (L+1, N1, N2).
+        ``"readout"`` (default): Sigma^{L+1}, shape (N1, N2); ``"all"`` (fully-connected networks
+        only): Sigma^1 .. Sigma^{L+1}, shape (L+1, N1, N2).
 
     Examples
     --------
@@ -603,10 +639,17 @@ def nngp(
     layers = check_choice("layers", layers, ("readout", "all"))
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
-    try:
-        net = layered(model)
-    except NotImplementedError as err:
-        raise NotImplementedError(f"nngp: {err}".replace("method='structured'", "nngp")) from err
+    net = _layered_or_none(model)
+    if net is None and isinstance(model, Network):
+        if layers == "all":
+            raise NotImplementedError("nngp(layers='all') is for fully-connected networks; use layers='readout'.")
+        return _readout_nngp(model, x1, x2)
+    if net is None:
+        try:
+            layered(model)
+        except NotImplementedError as err:  # says what the model has that is not supported
+            raise NotImplementedError(f"nngp: {err}".replace("method='structured'", "nngp").replace(
+                " Use method='jacobian' or method='ntk_vp' for other models.", "")) from err
     if net.weight_vars is None:
         raise ValueError(
             "nngp needs the initial weight and bias variances; build the model with empirical.MLP "
@@ -617,3 +660,20 @@ def nngp(
     with exact_matmul(), torch.no_grad():
         sig = nngp_layers(net, x1, x2)[0]
     return sig[-1] if layers == "readout" else sig
+
+
+def _readout_nngp(model: Network, x1, x2) -> torch.Tensor:
+    readout = model[-1]
+    if not isinstance(readout, ScaledLinear):
+        raise ValueError(
+            f"nngp: the network must end in a Dense readout (its input features define the NNGP); its last "
+            f"module is {type(readout).__name__}."
+        )
+    dtype, device = _model_dtype_device(model)
+    x1 = as_inputs(dtype, device, "x1", x1, sample_shape(model))
+    x2 = None if x2 is None else as_inputs(dtype, device, "x2", x2, tuple(x1.shape[1:]))
+    body = model[:-1]
+    with exact_matmul(), torch.no_grad():
+        z1 = body(x1)
+        z2 = z1 if x2 is None else body(x2)
+        return readout.weight_var * (z1 @ z2.T) + readout.bias_var

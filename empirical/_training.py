@@ -31,7 +31,7 @@ from torch.func import functional_call, jvp
 from ntktheory._validate import check_choice, check_int, check_positive
 
 from ._device import exact_matmul, provenance
-from ._ntk import as_inputs, ntk
+from ._ntk import as_inputs, ntk, sample_shape
 
 __all__ = ["Linearized", "critical_learning_rate", "train"]
 
@@ -236,10 +236,9 @@ def train(
     if not params:
         raise ValueError("`model` has no trainable parameters (requires_grad).")
     dtype, device = params[0][1].dtype, params[0][1].device
-    features = getattr(net, "in_features", None)
-    x = as_inputs(dtype, device, "x_train", x_train, features)
+    x = as_inputs(dtype, device, "x_train", x_train, sample_shape(net))
     n = x.shape[0]
-    xt = None if x_test is None else as_inputs(dtype, device, "x_test", x_test, x.shape[1])
+    xt = None if x_test is None else as_inputs(dtype, device, "x_test", x_test, tuple(x.shape[1:]))
     with torch.no_grad():
         f0_train = net(x)
     k = f0_train.shape[-1]

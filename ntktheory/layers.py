@@ -69,6 +69,7 @@ __all__ = [
     "Repeat",
     "Residual",
     "Serial",
+    "as_shape",
     "check",
     "cnn",
     "mlp",
@@ -159,6 +160,9 @@ class Layer:
 
     def __repr__(self) -> str:
         return self.describe()
+
+    def __deepcopy__(self, memo: dict) -> Layer:
+        return self  # immutable description (its Activation may cache a compiled numba module)
 
     def output_gaussian(self, input_gaussian: bool) -> bool:
         """Whether the output is Gaussian (at infinite width) given whether the input is."""
@@ -593,11 +597,12 @@ def _walk(layer: Layer, shape: Shape, gaussian: bool, path: str, source: str) ->
 
 def walk(architecture: Layer, in_shape: Shape) -> Iterator[Step]:
     """The primitive layers in order with their shapes (Residual yields its branch, then itself)."""
-    for step, _ in _walk(architecture, _as_shape(in_shape), False, "", "the raw input"):
+    for step, _ in _walk(architecture, as_shape(in_shape), False, "", "the raw input"):
         yield step
 
 
-def _as_shape(in_shape: object) -> Shape:
+def as_shape(in_shape: object) -> Shape:
+    """``in_shape`` as a tuple of positive ints: (features,) or (channels, height, width)."""
     if isinstance(in_shape, numbers.Integral):
         in_shape = (in_shape,)
     if not isinstance(in_shape, Sequence) or len(in_shape) not in (1, 3):
@@ -624,7 +629,7 @@ def check(architecture: Layer, in_shape: Shape) -> Shape:
             f"`architecture` must be a layer from ntktheory.layers (e.g. layers.serial(...)); got "
             f"{architecture!r} of type {type(architecture).__name__}."
         )
-    shape = _as_shape(in_shape)
+    shape = as_shape(in_shape)
     for step in walk(architecture, shape):
         shape = step.out_shape
     if _is_image(shape):
@@ -637,7 +642,7 @@ def check(architecture: Layer, in_shape: Shape) -> Shape:
 
 def shapes(architecture: Layer, in_shape: Shape) -> list[Shape]:
     """The input shape followed by the output shape of every top-level layer."""
-    shape = _as_shape(in_shape)
+    shape = as_shape(in_shape)
     out = [shape]
     layers = architecture.layers if isinstance(architecture, Serial) else (architecture,)
     for layer in layers:
