@@ -16,7 +16,10 @@ CONVENTIONS = (
     "b ~ N(0, sigma_b^2) (biases trained even when sigma_b = 0). Empirical NTK: "
     "Theta(x, x') = sum_p df(x)/dp df(x')/dp over trained parameters p; empirical NNGP of the readout: "
     "sigma_w^2/n phi(h^L(x)).phi(h^L(x')) + sigma_b^2. Reported per output: mean over the k diagonal "
-    "output blocks unless outputs='full' or 'trace'."
+    "output blocks unless outputs='full' or 'trace'. Networks from empirical.build follow ntktheory.layers: "
+    "Conv h = (sigma_w/sqrt(C_in k_h k_w)) W * z + sigma_b b (NTK parameterisation; zero padding for 'same', "
+    "extra row/column after), AvgPool/GlobalAvgPool means, Flatten in (C, H, W) order, LayerNorm over channels "
+    "without affine (eps 1e-12), Residual z + f(z); images NCHW."
 )
 
 

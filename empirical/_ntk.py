@@ -147,8 +147,8 @@ def layered(model: nn.Module) -> Layered:
             acts[-1].append(m)
         else:
             raise NotImplementedError(
-                f"method='structured' supports nn.Sequential of nn.Linear (first and last) and elementwise "
-                f"activation modules only; found {type(m).__name__} at its position. "
+                f"method='structured' needs a network from empirical.build, or an nn.Sequential of nn.Linear "
+                f"(first and last) and elementwise activation modules; found {type(m).__name__} at its position. "
                 "Use method='jacobian' or method='ntk_vp' for other models."
             )
     if not linears or acts[-1]:
