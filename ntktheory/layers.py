@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import ClassVar
 
 from ._validate import check_int, check_nonnegative, check_positive
@@ -58,6 +58,7 @@ from .activations import ActivationSpec, get_activation
 
 __all__ = [
     "PADDINGS",
+    "PRESETS",
     "Activation",
     "AvgPool",
     "Conv",
@@ -72,7 +73,9 @@ __all__ = [
     "as_shape",
     "check",
     "cnn",
+    "from_spec",
     "mlp",
+    "preset",
     "same_padding",
     "serial",
     "shapes",
@@ -711,3 +714,111 @@ def cnn(
     )
     pool = Flatten() if readout == "flatten" else GlobalAvgPool()
     return serial(Repeat(block, times=depth), pool, Dense(features=out_features, sigma_w=sigma_w, sigma_b=sigma_b))
+
+
+#: Named presets (sweep files and the command line): a fully-connected network, and CNNs with a
+#: Flatten or a global-average-pooling readout (Xiao, Pennington & Schoenholz 2020).
+PRESETS = ("fcn", "cnn", "cnn-gap")
+
+
+def preset(
+    name: str,
+    *,
+    depth: int,
+    width: int | None = None,
+    activation: ActivationSpec = "relu",
+    sigma_w: float = 1.0,
+    sigma_b: float = 0.0,
+    kernel_size: int | tuple[int, int] = 3,
+    out_features: int = 1,
+) -> Serial:
+    """A named architecture: ``"fcn"`` (:func:`mlp`, ``width`` hidden units), ``"cnn"`` and
+    ``"cnn-gap"`` (:func:`cnn` with ``width`` channels, readout Flatten or GlobalAvgPool).
+
+    Examples
+    --------
+    >>> from ntktheory import layers as L
+    >>> L.preset("cnn-gap", depth=2, width=16).layers[1:]
+    (GlobalAvgPool(), Dense(features=1))
+    """
+    if name not in PRESETS:
+        raise ValueError(f"`architecture` must be one of {', '.join(map(repr, PRESETS))} (or a list of layers); "
+                         f"got {name!r}.")
+    common = {"depth": depth, "activation": activation, "sigma_w": sigma_w, "sigma_b": sigma_b,
+              "out_features": out_features}
+    if name == "fcn":
+        return mlp(width=width, **common)
+    return cnn(channels=width, kernel_size=kernel_size, readout="flatten" if name == "cnn" else "gap", **common)
+
+
+_SPEC_TYPES = {
+    "dense": (Dense, ("features", "sigma_w", "sigma_b")),
+    "conv": (Conv, ("channels", "kernel_size", "stride", "padding", "sigma_w", "sigma_b")),
+    "avgpool": (AvgPool, ("window", "stride")),
+    "gap": (GlobalAvgPool, ()),
+    "flatten": (Flatten, ()),
+    "layernorm": (LayerNorm, ()),
+}
+
+
+def from_spec(spec: object) -> Layer:
+    """An architecture from plain data (as read from JSON or TOML): a list of layer tables.
+
+    Each table has a ``type``: ``dense`` (features, sigma_w, sigma_b), ``conv`` (channels,
+    kernel_size, stride, padding, sigma_w, sigma_b), ``act`` (``name``, and ``negative_slope``
+    for leaky_relu), ``avgpool`` (window, stride), ``gap``, ``flatten``, ``layernorm``,
+    ``residual`` (``branch``: a list of tables) or ``repeat`` (``block``: a list, ``times``).
+    Lists of numbers are pairs (kernel_size = [3, 3]).
+
+    Examples
+    --------
+    >>> from ntktheory import layers as L
+    >>> L.from_spec([{"type": "conv", "channels": 4}, {"type": "act", "name": "relu"}, {"type": "gap"},
+    ...              {"type": "dense", "features": 1}]).describe()
+    "serial(Conv(channels=4, kernel_size=3, stride=1), Activation('relu'), GlobalAvgPool(), Dense(features=1))"
+    """
+    if isinstance(spec, Mapping):
+        spec = [spec]
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, Sequence):
+        raise TypeError(f"an architecture spec must be a list of layer tables; got {spec!r}.")
+    layers = []
+    for i, table in enumerate(spec, start=1):
+        if not isinstance(table, Mapping) or "type" not in table:
+            raise ValueError(f"architecture spec, layer {i}: must be a table with a `type`; got {table!r}.")
+        kind = str(table["type"]).lower()
+        args = {k: (tuple(v) if isinstance(v, list) else v) for k, v in table.items() if k != "type"}
+        if kind in _SPEC_TYPES:
+            cls, allowed = _SPEC_TYPES[kind]
+        elif kind == "act":
+            cls, allowed = Activation, ("name", "negative_slope")
+        elif kind == "residual":
+            cls, allowed = Residual, ("branch",)
+        elif kind == "repeat":
+            cls, allowed = Repeat, ("block", "times")
+        else:
+            known = ", ".join([*_SPEC_TYPES, "act", "residual", "repeat"])
+            raise ValueError(f"architecture spec, layer {i}: unknown type {table['type']!r}; known: {known}.")
+        unknown = sorted(set(args) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"architecture spec, layer {i} ({kind}): unknown key(s) {unknown}; allowed: {list(allowed)}."
+            )
+        if kind == "act":
+            if "name" not in args:
+                raise ValueError(f"architecture spec, layer {i} (act): needs a `name` (an activation).")
+            name = args["name"]
+            act = _leaky(args["negative_slope"]) if "negative_slope" in args else name
+            layers.append(Activation(act))
+        elif kind == "residual":
+            layers.append(Residual(from_spec(list(table.get("branch", [])))))
+        elif kind == "repeat":
+            layers.append(Repeat(from_spec(list(table.get("block", []))), times=args.get("times", 1)))
+        else:
+            layers.append(cls(**args))
+    return serial(*layers) if len(layers) != 1 else layers[0]
+
+
+def _leaky(slope: float):
+    from .activations import leaky_relu
+
+    return leaky_relu(negative_slope=slope)

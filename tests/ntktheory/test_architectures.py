@@ -23,37 +23,14 @@ import tolerances as tol
 import ntktheory
 from ntktheory import _kernels
 from ntktheory import layers as L
-from ntktheory.activations import leaky_relu
 
 DATA = pathlib.Path(__file__).parents[2] / "data" / "reference"
 CASES = json.loads((DATA / "architecture_cases.json").read_text())["cases"]
 
 
-def build(specs: list[dict]) -> list[L.Layer]:
+def build(specs: list[dict]) -> L.Layer:
     """ntktheory layers from the JSON layer dicts shared with the neural-tangents generator."""
-    out = []
-    for d in specs:
-        t = d["type"]
-        if t == "conv":
-            ks = tuple(d["kernel_size"]) if isinstance(d["kernel_size"], list) else d["kernel_size"]
-            out.append(L.Conv(channels=d["channels"], kernel_size=ks, stride=d.get("stride", 1),
-                              padding=d.get("padding", "same"), sigma_w=d["sigma_w"], sigma_b=d["sigma_b"]))
-        elif t == "dense":
-            out.append(L.Dense(features=d["features"], sigma_w=d["sigma_w"], sigma_b=d["sigma_b"]))
-        elif t == "act":
-            name = d["name"]
-            out.append(L.Activation(leaky_relu(d["negative_slope"]) if name == "leaky_relu" else name))
-        elif t == "avgpool":
-            out.append(L.AvgPool(window=d["window"], stride=d.get("stride")))
-        elif t == "gap":
-            out.append(L.GlobalAvgPool())
-        elif t == "flatten":
-            out.append(L.Flatten())
-        elif t == "layernorm":
-            out.append(L.LayerNorm())
-        elif t == "residual":
-            out.append(L.Residual(*build(d["branch"])))
-    return out
+    return L.from_spec(specs)
 
 
 # ---------------------------------------------------------------------- neural-tangents
@@ -67,7 +44,7 @@ def test_against_neural_tangents(name):
     eps = 1e-12 to the variances (~1e-12 relative)."""
     case = CASES[name]
     ref = np.load(DATA / "architectures_nt.npz")
-    arch = L.serial(*build(case["layers"]))
+    arch = build(case["layers"])
     x1, x2 = ref[f"{name}/x1"], ref[f"{name}/x2"]
     param = case["parameterization"]
     d11 = ntktheory.kernels(x1, architecture=arch, parameterization=param)
@@ -114,7 +91,7 @@ def test_against_dense_numpy_recursion(name, parameterization):
     specs, shape = NUMPY_CASES[name]
     rng = np.random.default_rng(3)
     x1, x2 = rng.standard_normal((4, *shape)), rng.standard_normal((3, *shape))
-    arch = L.serial(*build(specs))
+    arch = build(specs)
     ours = ntktheory.kernels(x1, x2, architecture=arch, parameterization=parameterization)
     nngp, ntk = reference_cnn.kernels(specs, x1, x2, parameterization)
     np.testing.assert_allclose(ours.nngp.values, nngp, rtol=0, atol=tol.KERNEL_PATHS * np.abs(nngp).max())
