@@ -3,6 +3,7 @@
 A TOML sweep file looks like::
 
     name = "tanh-vs-relu"
+    architectures = ["fcn", "cnn", "cnn-gap"]   # optional; default ["fcn"] (no architecture dim)
     activations = ["tanh", "relu"]
     widths = [64, 256, 1024]
     depths = [1, 3]
@@ -31,6 +32,12 @@ A TOML sweep file looks like::
     relative_learning_rate = 0.5   # eta = this * 2N / lambda_max(Theta_theory)
 
 Every key is checked before any work starts; an error names the key, the value and what is allowed.
+
+``architectures`` are the named presets of :func:`ntktheory.layers.preset`: ``"fcn"`` (``depth``
+hidden layers of ``width`` units), ``"cnn"`` (``depth`` x (3x3 'same' convolution with ``width``
+channels + activation), Flatten, Dense readout) and ``"cnn-gap"`` (global average pooling
+instead of Flatten). CNNs need image data (digits, mnist, cifar10, or a file of (N, C, H, W)
+arrays); a sweep that lists ``architectures`` gets an ``architecture`` dim.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ from ._schema import to_json
 __all__ = ["DataSpec", "InitPoint", "SweepConfig", "TrainingSpec", "load_sweep"]
 
 _MEASURES = ("ntk", "nngp", "training")
+_ARCHITECTURES = ("fcn", "cnn", "cnn-gap")
+_IMAGE_SOURCES = ("digits", "file", "mnist", "cifar10")
 _SOURCES = ("digits", "sphere", "file", "mnist", "cifar10")
 _CRITICAL = re.compile(r"^\s*(?:(?P<factor>[0-9.eE+-]+)\s*\*\s*)?critical\s*$")
 
@@ -194,7 +203,7 @@ class TrainingSpec:
 
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
-    """A sweep: the cartesian product activations x points x widths x depths x seeds.
+    """A sweep: the cartesian product [architectures x] activations x points x widths x depths x seeds.
 
     Invariants are checked at construction; :meth:`from_mapping` and :func:`load_sweep` add
     checks for unknown keys.
@@ -202,6 +211,7 @@ class SweepConfig:
 
     activations: tuple[str, ...] = ("tanh", "relu")
     points: tuple[InitPoint, ...] = (InitPoint("critical", "critical", 0.05),)
+    architectures: tuple[str, ...] | None = None
     widths: tuple[int, ...] = (64, 256, 1024)
     depths: tuple[int, ...] = (2,)
     seeds: tuple[int, ...] = (0, 1, 2, 3)
@@ -228,6 +238,18 @@ class SweepConfig:
         if len(set(self.activations)) != len(self.activations):
             raise _fail("activations", self.activations, "entries must be distinct")
         object.__setattr__(self, "activations", tuple(self.activations))
+        if self.architectures is not None:
+            archs = self.architectures
+            if isinstance(archs, str) or not archs or any(a not in _ARCHITECTURES for a in archs):
+                allowed = ", ".join(map(repr, _ARCHITECTURES))
+                raise _fail("architectures", archs, f"allowed: a non-empty list from {allowed}")
+            if len(set(archs)) != len(archs):
+                raise _fail("architectures", archs, "entries must be distinct")
+            object.__setattr__(self, "architectures", tuple(archs))
+            if any(a != "fcn" for a in archs) and self.data.source not in _IMAGE_SOURCES:
+                raise _fail("data.source", self.data.source,
+                            f"the architectures {list(archs)!r} need images: {', '.join(map(repr, _IMAGE_SOURCES))} "
+                            "(a file of (N, C, H, W) arrays)")
         object.__setattr__(self, "widths", _int_list("widths", self.widths, 1))
         object.__setattr__(self, "depths", _int_list("depths", self.depths, 1))
         object.__setattr__(self, "seeds", _int_list("seeds", self.seeds, 0))
@@ -272,7 +294,7 @@ class SweepConfig:
         if "points" in raw and "grid" in raw:
             raise ConfigError(f"{source}: give either `points` or `grid`, not both.")
         kwargs: dict[str, Any] = {}
-        for key in ("activations", "widths", "depths", "measure"):
+        for key in ("activations", "architectures", "widths", "depths", "measure"):
             if key in raw:
                 kwargs[key] = raw[key]
         if "seeds" in raw:
@@ -301,6 +323,8 @@ class SweepConfig:
         d["points"] = [dataclasses.asdict(p) for p in self.points]
         d["data"] = {k: v for k, v in d["data"].items() if v is not None}
         d["training"] = {k: v for k, v in d["training"].items() if v is not None}
+        if d["architectures"] is None:  # fully-connected sweeps keep their fingerprint
+            del d["architectures"]
         return d
 
     def fingerprint(self) -> str:
@@ -308,8 +332,14 @@ class SweepConfig:
         return hashlib.sha256(to_json(self.to_dict()).encode()).hexdigest()
 
     @property
+    def architecture_list(self) -> tuple[str, ...]:
+        """The architectures swept (("fcn",) when the config names none)."""
+        return self.architectures or ("fcn",)
+
+    @property
     def n_configurations(self) -> int:
-        return len(self.activations) * len(self.points) * len(self.widths) * len(self.depths) * len(self.seeds)
+        return (len(self.architecture_list) * len(self.activations) * len(self.points) * len(self.widths)
+                * len(self.depths) * len(self.seeds))
 
 
 def _list_of_tables(key: str, value: Any) -> list[Mapping[str, Any]]:

@@ -1,6 +1,7 @@
 """Input data with no download: bundled digits, synthetic sphere points, user arrays, MNIST/CIFAR files.
 
-All loaders return ``(x, y)`` float64 arrays, x of shape (N, d) and integer labels y of shape (N,).
+All loaders return ``(x, y)`` float64 arrays, x of shape (N, d) (or images (N, C, H, W) with
+``images=True``) and integer labels y of shape (N,).
 NTK practice normalises inputs to the sphere of radius sqrt(d), so that x.x/d = 1 and the
 first-layer variance is sigma_w^2 + sigma_b^2 for every point; :func:`normalize_to_sphere` does it.
 """
@@ -47,7 +48,12 @@ def _centre(x: np.ndarray) -> np.ndarray:
     return x - x.mean(axis=0, keepdims=True)
 
 
-def load_digits(*, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _images(x: np.ndarray, shape: tuple[int, int, int], images: bool) -> np.ndarray:
+    """Flat (N, d) rows as they are, or as images (N, C, H, W) (rows in C, H, W order)."""
+    return x.reshape(len(x), *shape) if images else x
+
+
+def load_digits(*, center: bool = True, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's bundled 8x8 digits (1797 images, d = 64), on the sphere of radius sqrt(64).
 
     Parameters
@@ -55,12 +61,14 @@ def load_digits(*, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
     center
         Subtract the mean image before normalising (removes the large common component that
         would otherwise make every pair of inputs strongly correlated).
+    images
+        Return x as images (N, 1, 8, 8) instead of (N, 64) (the same numbers).
     """
     from sklearn.datasets import load_digits as _sk_digits
 
     bunch = _sk_digits()
     x = bunch.data.astype(np.float64)
-    return normalize_to_sphere(_centre(x) if center else x), bunch.target.astype(np.int64)
+    return _images(normalize_to_sphere(_centre(x) if center else x), (1, 8, 8), images), bunch.target.astype(np.int64)
 
 
 def sphere_points(n: int, d: int, *, correlation: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +101,11 @@ def sphere_points(n: int, d: int, *, correlation: float = 0.0, seed: int = 0) ->
     return normalize_to_sphere(x), (g[:, 0] > 0).astype(np.int64)
 
 
-def load_user_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def load_user_arrays(path: str | Path, *, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Inputs from a ``.npy`` file (x only; labels zero) or ``.npz`` with arrays ``x`` and ``y``.
 
-    The inputs are normalised to the sphere of radius sqrt(d). Images are flattened.
+    The inputs are normalised to the sphere of radius sqrt(d) (d = all entries of one input).
+    Images (N, C, H, W) are flattened, unless ``images`` (which needs a 4-D array).
     """
     path = Path(path)
     if not path.exists():
@@ -114,8 +123,15 @@ def load_user_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             y = f["y"] if "y" in f else np.zeros(len(x), dtype=np.int64)
     else:
         raise ValueError(f"dataset file must end in '.npy' or '.npz'; got {str(path)!r}.")
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    return normalize_to_sphere(x), np.asarray(y).astype(np.int64).reshape(-1)
+    x = np.asarray(x, dtype=np.float64)
+    shape = x.shape[1:]
+    if images and len(shape) != 3:
+        raise ValueError(
+            f"{str(path)!r}: images need x of shape (N, C, H, W); got {x.shape!r}. Save images NCHW, or use a "
+            "fully-connected architecture."
+        )
+    flat = normalize_to_sphere(x.reshape(len(x), -1))
+    return _images(flat, shape, images), np.asarray(y).astype(np.int64).reshape(-1)
 
 
 def _open(path: Path):
@@ -148,7 +164,7 @@ def _find(directory: Path, stems: tuple[str, ...]) -> Path:
 
 
 def load_mnist(
-    directory: str | Path, *, split: str = "train", limit: int | None = None
+    directory: str | Path, *, split: str = "train", limit: int | None = None, images: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """MNIST from its IDX files already on disk (``train-images-idx3-ubyte`` [.gz], ...).
 
@@ -160,27 +176,30 @@ def load_mnist(
         ``"train"`` or ``"test"`` (``t10k-*`` files).
     limit
         Keep the first ``limit`` images.
+    images
+        Return x as (N, 1, 28, 28) instead of (N, 784).
     """
     directory = Path(directory)
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test'; got {split!r}.")
     prefix = "train" if split == "train" else "t10k"
-    images = _read_idx(_find(directory, (f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte")))
+    pixels = _read_idx(_find(directory, (f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte")))
     labels = _read_idx(_find(directory, (f"{prefix}-labels-idx1-ubyte", f"{prefix}-labels.idx1-ubyte")))
-    if len(images) != len(labels):
-        raise ValueError(f"MNIST {split}: {len(images)} images but {len(labels)} labels in {str(directory)!r}.")
+    if len(pixels) != len(labels):
+        raise ValueError(f"MNIST {split}: {len(pixels)} images but {len(labels)} labels in {str(directory)!r}.")
     if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    x = images.reshape(len(images), -1).astype(np.float64) / 255.0
-    return normalize_to_sphere(_centre(x)), labels.astype(np.int64)
+        pixels, labels = pixels[:limit], labels[:limit]
+    x = pixels.reshape(len(pixels), -1).astype(np.float64) / 255.0
+    return _images(normalize_to_sphere(_centre(x)), (1, 28, 28), images), labels.astype(np.int64)
 
 
 def load_cifar10(
-    directory: str | Path, *, split: str = "train", limit: int | None = None
+    directory: str | Path, *, split: str = "train", limit: int | None = None, images: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """CIFAR-10 from the python pickle batches already on disk (``data_batch_1..5``, ``test_batch``).
 
-    ``directory`` is the extracted ``cifar-10-batches-py`` folder.
+    ``directory`` is the extracted ``cifar-10-batches-py`` folder. ``images`` returns x as
+    (N, 3, 32, 32) (the batches store each image in C, H, W order) instead of (N, 3072).
     """
     directory = Path(directory)
     if split not in ("train", "test"):
@@ -203,4 +222,4 @@ def load_cifar10(
     y = np.concatenate(ys)
     if limit is not None:
         x, y = x[:limit], y[:limit]
-    return normalize_to_sphere(_centre(x)), y
+    return _images(normalize_to_sphere(_centre(x)), (3, 32, 32), images), y

@@ -168,23 +168,27 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
     return path
 
 
-def plot_gap_vs_width(ds: xr.Dataset, path: str | Path) -> Path:
+def _titled(title: str, architecture: str) -> str:
+    return f"{architecture}: {title}" if architecture else title
+
+
+def plot_gap_vs_width(ds: xr.Dataset, path: str | Path, *, architecture: str = "") -> Path:
     """Relative Frobenius NTK gap at init vs width, log-log, fitted slopes and the -1/2 reference."""
     return _width_plot(
         ds, ds.ntkgap.relative_frobenius("ntk"),
         ylabel="|Θ_emp − Θ_∞|_F / |Θ_∞|_F at init",
-        title="Finite-width NTK vs infinite-width theory (mean ± s.e. over seeds)",
+        title=_titled("Finite-width NTK vs infinite-width theory (mean ± s.e. over seeds)", architecture),
         reference=-0.5, path=Path(path),
     )
 
 
-def plot_kernel_change(ds: xr.Dataset, path: str | Path) -> Path:
+def plot_kernel_change(ds: xr.Dataset, path: str | Path, *, architecture: str = "") -> Path:
     """Relative NTK change after training vs width, log-log, with fitted slopes."""
     steps = int(ds.step.values[-1])
     return _width_plot(
         ds, ds.ntkgap.kernel_change(),
         ylabel=f"|Θ_t − Θ_0|_F / |Θ_0|_F after {steps} GD steps",
-        title="NTK change during training (lazy regime: → 0 with width; log-log slopes fitted)",
+        title=_titled("NTK change during training (lazy regime: → 0 with width; log-log slopes fitted)", architecture),
         reference=-0.5, path=Path(path), reference_label="Lee et al. 2019 bound",
     )
 
@@ -265,21 +269,37 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def write_report(ds: xr.Dataset, out: str | Path) -> dict[str, Path | str]:
-    """Figures, the summary table (text and CSV) of a finished sweep into directory ``out``."""
+    """Figures, the summary table (text and CSV) of a finished sweep into directory ``out``.
+
+    A sweep over architectures gets one gap and one kernel-change figure per architecture
+    (``gap_vs_width_<architecture>.png``) and an ``architecture`` column in the table.
+    """
     import csv
 
     out = Path(out)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path | str] = {}
-    if "ntk_empirical" in ds and "ntk_theory" in ds:
-        written["gap_vs_width"] = plot_gap_vs_width(ds, fig_dir / "gap_vs_width.png")
-    if "ntk_change" in ds:
-        written["kernel_change"] = plot_kernel_change(ds, fig_dir / "kernel_change_vs_width.png")
-    phase = plot_phase_points(ds, fig_dir / "phase_diagram.png")
+    if "architecture" in ds.dims:
+        parts = [(str(a), ds.sel(architecture=a, drop=True)) for a in ds.architecture.values]
+    else:
+        parts = [("", ds)]
+    texts, rows = [], []
+    for arch, sub in parts:
+        suffix = f"_{arch}" if arch else ""
+        if "ntk_empirical" in sub and "ntk_theory" in sub:
+            written[f"gap_vs_width{suffix}"] = plot_gap_vs_width(sub, fig_dir / f"gap_vs_width{suffix}.png",
+                                                                 architecture=arch)
+        if "ntk_change" in sub:
+            written[f"kernel_change{suffix}"] = plot_kernel_change(
+                sub, fig_dir / f"kernel_change_vs_width{suffix}.png", architecture=arch)
+        text, sub_rows = summary_table(sub)
+        texts.append(f"Architecture {arch}\n{text}" if arch else text)
+        rows += [{"architecture": arch, **r} for r in sub_rows] if arch else sub_rows
+    phase = plot_phase_points(parts[0][1], fig_dir / "phase_diagram.png")
     if phase is not None:
         written["phase_diagram"] = phase
-    text, rows = summary_table(ds)
+    text = "\n\n".join(texts)
     (out / "summary.txt").write_text(text + "\n")
     with open(out / "summary.csv", "w", newline="") as f:
         if rows:

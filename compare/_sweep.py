@@ -30,7 +30,7 @@ from ._config import SweepConfig
 from ._schema import provenance_attrs, to_json
 from ._store import SweepStore
 
-__all__ = ["SweepResult", "Task", "combine_results", "plan_tasks", "run_sweep"]
+__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "plan_tasks", "run_sweep"]
 
 TaskFunction = Callable[["Task", SweepConfig], xr.Dataset]
 
@@ -46,10 +46,15 @@ STATUS_VARS: dict[str, tuple[str, str]] = {
 }
 
 
+def kind_dims(config: SweepConfig, kind: str) -> tuple[str, ...]:
+    """Configuration dims of a task kind; ``architecture`` first when the config sweeps architectures."""
+    return ("architecture", *KIND_DIMS[kind]) if config.architectures is not None else KIND_DIMS[kind]
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One unit of work: a theory task per (activation, init, depth), an empirical task per
-    (activation, init, width, depth, seed)."""
+    """One unit of work: a theory task per ([architecture,] activation, init, depth), an empirical
+    task per ([architecture,] activation, init, width, depth, seed)."""
 
     kind: str
     activation: str
@@ -60,6 +65,8 @@ class Task:
     width: int | None = None
     seed: int | None = None
     index: tuple[int, ...] = ()
+    architecture: str = "fcn"
+    dims: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -68,7 +75,7 @@ class Task:
 
     @property
     def coords(self) -> dict[str, Any]:
-        return {d: getattr(self, d) for d in KIND_DIMS[self.kind]}
+        return {d: getattr(self, d) for d in (self.dims or KIND_DIMS[self.kind])}
 
     @property
     def cost(self) -> float:
@@ -84,19 +91,25 @@ def resolve_points(config: SweepConfig) -> dict[tuple[str, str], tuple[float, fl
 def plan_tasks(config: SweepConfig) -> list[Task]:
     """All tasks of a sweep, in canonical order (theory first, then empirical)."""
     resolved = resolve_points(config)
+    sweeping = config.architectures is not None
     tasks: list[Task] = []
-    for ia, a in enumerate(config.activations):
-        for ip, p in enumerate(config.points):
-            sw2, sb2 = resolved[(a, p.name)]
-            for idd, d in enumerate(config.depths):
-                tasks.append(Task("theory", a, p.name, sw2, sb2, d, index=(ia, ip, idd)))
-    for ia, a in enumerate(config.activations):
-        for ip, p in enumerate(config.points):
-            sw2, sb2 = resolved[(a, p.name)]
-            for iw, w in enumerate(config.widths):
-                for idd, d in enumerate(config.depths):
-                    for isd, s in enumerate(config.seeds):
-                        tasks.append(Task("empirical", a, p.name, sw2, sb2, d, w, s, index=(ia, ip, iw, idd, isd)))
+    for kind in ("theory", "empirical"):
+        dims = kind_dims(config, kind)
+        for iarch, arch in enumerate(config.architecture_list):
+            lead = (iarch,) if sweeping else ()
+            for ia, a in enumerate(config.activations):
+                for ip, p in enumerate(config.points):
+                    sw2, sb2 = resolved[(a, p.name)]
+                    if kind == "theory":
+                        for idd, d in enumerate(config.depths):
+                            tasks.append(Task("theory", a, p.name, sw2, sb2, d, index=(*lead, ia, ip, idd),
+                                              architecture=arch, dims=dims))
+                        continue
+                    for iw, w in enumerate(config.widths):
+                        for idd, d in enumerate(config.depths):
+                            for isd, s in enumerate(config.seeds):
+                                tasks.append(Task("empirical", a, p.name, sw2, sb2, d, w, s,
+                                                  index=(*lead, ia, ip, iw, idd, isd), architecture=arch, dims=dims))
     return tasks
 
 
@@ -142,6 +155,7 @@ def combine_results(
     """
     resolved = resolve_points(config)
     axes = {
+        "architecture": list(config.architecture_list),
         "activation": list(config.activations),
         "init": [p.name for p in config.points],
         "width": list(config.widths),
@@ -149,7 +163,8 @@ def combine_results(
         "seed": list(config.seeds),
     }
     parts = []
-    for kind, dims in KIND_DIMS.items():
+    for kind in KIND_DIMS:
+        dims = kind_dims(config, kind)
         kind_tasks = [t for t in tasks if t.kind == kind]
         if not kind_tasks:
             continue

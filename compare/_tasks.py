@@ -27,7 +27,7 @@ from ._config import DataSpec, SweepConfig
 from ._metrics import function_distance
 from ._sweep import Task
 
-__all__ = ["DEVICE", "data_variables", "learning_rate", "load_points", "measure"]
+__all__ = ["DEVICE", "architecture", "data_variables", "learning_rate", "load_points", "measure", "task_inputs"]
 
 #: Where the finite networks of a sweep run: the CPU, so that a result does not depend on which
 #: worker (with or without a GPU) ran it.
@@ -38,22 +38,25 @@ DIVERGENCE_FACTOR = 1e6
 
 
 @functools.lru_cache(maxsize=8)
-def load_points(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_points(spec: DataSpec, *, images: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y, is_train): ``n_train`` then ``n_test`` points drawn from the source with ``spec.seed``.
 
-    Targets are +1 for even labels and -1 for odd ones (one output).
+    Targets are +1 for even labels and -1 for odd ones (one output). ``images``: x as
+    (N, C, H, W) (the same points and numbers), for convolutional architectures.
     """
     n = spec.n_train + spec.n_test
     if spec.source == "digits":
-        x, labels = _data.load_digits()
+        x, labels = _data.load_digits(images=images)
     elif spec.source == "sphere":
+        if images:
+            raise ValueError("data.source = 'sphere' gives flat points; convolutional architectures need images.")
         x, labels = _data.sphere_points(n, spec.dim, correlation=spec.correlation, seed=spec.seed)
     elif spec.source == "file":
-        x, labels = _data.load_user_arrays(spec.path)
+        x, labels = _data.load_user_arrays(spec.path, images=images)
     elif spec.source == "mnist":
-        x, labels = _data.load_mnist(spec.path, limit=max(n, 1000))
+        x, labels = _data.load_mnist(spec.path, limit=max(n, 1000), images=images)
     else:
-        x, labels = _data.load_cifar10(spec.path, limit=max(n, 1000))
+        x, labels = _data.load_cifar10(spec.path, limit=max(n, 1000), images=images)
     if len(x) < n:
         raise ValueError(f"data.n_train + data.n_test = {n} but the {spec.source!r} data has only {len(x)} points.")
     idx = np.random.default_rng(spec.seed).choice(len(x), size=n, replace=False)
@@ -75,17 +78,33 @@ def data_variables(config: SweepConfig) -> xr.Dataset:
     )
 
 
+def architecture(task: Task, width: int | None):
+    """The task's network as an :mod:`ntktheory.layers` description (a named preset)."""
+    from ntktheory import layers
+
+    return layers.preset(task.architecture, depth=task.depth, width=width, activation=task.activation,
+                         sigma_w=math.sqrt(task.sigma_w2), sigma_b=math.sqrt(task.sigma_b2))
+
+
+def task_inputs(task: Task, config: SweepConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, is_train) in the form the task's network takes: flat, or images for CNNs."""
+    return load_points(config.data, images=task.architecture != "fcn")
+
+
 def _theory(task: Task, config: SweepConfig, x: np.ndarray) -> xr.Dataset:
     import ntktheory
 
-    k = ntktheory.kernels(
-        x,
-        activation=task.activation,
-        depth=task.depth,
-        sigma_w=math.sqrt(task.sigma_w2),
-        sigma_b=math.sqrt(task.sigma_b2),
-        parameterization=config.parameterization,
-    )
+    if task.architecture == "fcn":
+        k = ntktheory.kernels(
+            x.reshape(len(x), -1),
+            activation=task.activation,
+            depth=task.depth,
+            sigma_w=math.sqrt(task.sigma_w2),
+            sigma_b=math.sqrt(task.sigma_b2),
+            parameterization=config.parameterization,
+        )
+    else:
+        k = ntktheory.kernels(x, architecture=architecture(task, None), parameterization=config.parameterization)
     return xr.Dataset(
         {
             "ntk_theory": (("x1", "x2"), np.asarray(k["ntk"].values, dtype=np.float64)),
@@ -124,11 +143,15 @@ def _size_torch_threads() -> None:
 def _empirical(task: Task, config: SweepConfig, x: np.ndarray, y: np.ndarray, train: np.ndarray) -> xr.Dataset:
     _size_torch_threads()
     dtype = getattr(torch, config.dtype)
-    net = empirical.MLP(
-        x.shape[1], task.width, task.depth, task.activation,
-        sigma_w=math.sqrt(task.sigma_w2), sigma_b=math.sqrt(task.sigma_b2),
-        parameterization=config.parameterization, out_features=1, seed=task.seed, dtype=dtype, device=DEVICE,
-    )
+    if task.architecture == "fcn":
+        net = empirical.MLP(
+            x.shape[1], task.width, task.depth, task.activation,
+            sigma_w=math.sqrt(task.sigma_w2), sigma_b=math.sqrt(task.sigma_b2),
+            parameterization=config.parameterization, out_features=1, seed=task.seed, dtype=dtype, device=DEVICE,
+        )
+    else:
+        net = empirical.build(architecture(task, task.width), x.shape[1:], parameterization=config.parameterization,
+                              seed=task.seed, dtype=dtype, device=DEVICE)
     xt = torch.as_tensor(x, dtype=dtype)
     with torch.no_grad():
         k0 = empirical.ntk(net, xt).double().numpy()
@@ -156,7 +179,7 @@ def _train(net, xt, y: np.ndarray, train: np.ndarray, k0: np.ndarray, task: Task
     """
     steps = list(config.training.snapshot_steps)
     tr_mask, te_mask = torch.as_tensor(train), torch.as_tensor(~train)
-    theory_train = _theory(task, config, xt[tr_mask].double().numpy())["ntk_theory"].values
+    theory_train = _theory(task, config, xt[tr_mask].double().numpy())["ntk_theory"].values  # same inputs
     eta = learning_rate(config, theory_train)
     rec = empirical.train(
         net, xt[tr_mask], torch.as_tensor(y[train], dtype=xt.dtype)[:, None], steps=steps[-1], lr=eta,
@@ -200,7 +223,7 @@ def measure(task: Task, config: SweepConfig) -> xr.Dataset:
     xarray.Dataset
         Without configuration dims; :func:`compare._sweep.combine_results` adds them.
     """
-    x, y, train = load_points(config.data)
+    x, y, train = task_inputs(task, config)
     if task.kind == "theory":
         return _theory(task, config, x)
     return _empirical(task, config, x, y, train)
