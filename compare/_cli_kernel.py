@@ -1,5 +1,8 @@
-"""``ntkgap kernel``: analytic infinite-width NNGP and NTK of an MLP, to NetCDF.
+"""``ntkgap kernel``: analytic infinite-width NNGP and NTK of a network, to NetCDF.
 
+The network is fully connected (``--activation``, ``--depth``, ...), a named architecture
+(``--architecture cnn`` or ``cnn-gap``, with ``--width`` channels) or one described in a JSON/TOML
+file (``--architecture net.toml``: a list of layer tables, see ``ntktheory.layers.from_spec``).
 Without ``--inputs`` it runs a small built-in example (8 points on a circle of radius sqrt(d) in a
 2-D plane of R^d, d = 16) and prints a table of the kernels against the angle between inputs.
 """
@@ -21,14 +24,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "inputs in .npy files; without --inputs, a built-in example on the sphere with a "
                     "printed table.",
     )
-    p.add_argument("--inputs", type=Path, help="(N1, d) float array in a .npy file (default: built-in example)")
-    p.add_argument("--inputs2", type=Path, help="(N2, d) second inputs (.npy) for a cross kernel")
+    p.add_argument("--inputs", type=Path,
+                   help="(N1, d) or images (N1, C, H, W), float array in a .npy file (default: built-in example)")
+    p.add_argument("--inputs2", type=Path, help="(N2, ...) second inputs (.npy) for a cross kernel")
+    p.add_argument("--architecture", default="fcn",
+                   help="fcn (default), cnn (3x3 convolutions, Flatten readout), cnn-gap (global average pooling), "
+                        "or a .json/.toml file with a list of layer tables (TOML: [[layers]])")
     p.add_argument("--activation", default="relu", help="registry name or expression in x (default: relu)")
     p.add_argument("--depth", type=int, default=3, help="hidden layers L (default: 3)")
     p.add_argument("--sigma-w", type=float, default=1.0, help="weight standard deviation (default: 1)")
     p.add_argument("--sigma-b", type=float, default=0.0, help="bias standard deviation (default: 0)")
     p.add_argument("--parameterization", default="ntk", help="ntk (default) or standard")
-    p.add_argument("--width", type=int, help="hidden width n (required with --parameterization standard)")
+    p.add_argument("--width", type=int,
+                   help="hidden width n, channels for cnn/cnn-gap (required with --parameterization standard)")
     p.add_argument("--all-depths", action="store_true", help="also return every depth 1..L (dim 'depth')")
     p.add_argument("--out", type=Path, help="NetCDF file to write (.nc)")
     p.set_defaults(func=_run)
@@ -54,6 +62,36 @@ def _load(path: Path, option: str):
         raise ValueError(f"{option} {str(path)!r} could not be read as a .npy array: {err}") from err
 
 
+def architecture(name_or_file: str, args: argparse.Namespace):
+    """None for the fully-connected preset, else an ntktheory.layers architecture."""
+    from ntktheory import layers
+
+    if name_or_file == "fcn":
+        return None
+    if name_or_file in layers.PRESETS:
+        return layers.preset(name_or_file, depth=args.depth, width=args.width, activation=args.activation,
+                             sigma_w=args.sigma_w, sigma_b=args.sigma_b)
+    path = Path(name_or_file)
+    if path.suffix not in (".json", ".toml"):
+        raise ValueError(f"--architecture must be one of {', '.join(layers.PRESETS)} or a .json/.toml file of layer "
+                         f"tables; got {name_or_file!r}.")
+    if not path.exists():
+        raise ValueError(f"--architecture file {str(path)!r} does not exist.")
+    import json
+
+    import tomllib
+
+    try:
+        raw = json.loads(path.read_text()) if path.suffix == ".json" else tomllib.loads(path.read_text())
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"--architecture file {str(path)!r} could not be parsed: {err}") from err
+    if isinstance(raw, dict):
+        if "layers" not in raw:
+            raise ValueError(f"--architecture file {str(path)!r} needs a list `layers` of layer tables.")
+        raw = raw["layers"]
+    return layers.from_spec(raw)
+
+
 def _run(args: argparse.Namespace) -> int:
     import ntktheory
 
@@ -69,9 +107,16 @@ def _run(args: argparse.Namespace) -> int:
         else:
             x1 = _load(args.inputs, "--inputs")
         x2 = None if args.inputs2 is None else _load(args.inputs2, "--inputs2")
-        ds = ntktheory.kernels(x1, x2, activation=args.activation, depth=args.depth, sigma_w=args.sigma_w,
-                               sigma_b=args.sigma_b, parameterization=args.parameterization, width=args.width,
-                               all_depths=args.all_depths)
+        arch = architecture(args.architecture, args)
+        if arch is None:
+            ds = ntktheory.kernels(x1, x2, activation=args.activation, depth=args.depth, sigma_w=args.sigma_w,
+                                   sigma_b=args.sigma_b, parameterization=args.parameterization, width=args.width,
+                                   all_depths=args.all_depths)
+        else:
+            if args.inputs is None:
+                raise ValueError(f"--architecture {args.architecture} needs --inputs (images (N, C, H, W) in a .npy).")
+            ds = ntktheory.kernels(x1, x2, architecture=arch, parameterization=args.parameterization,
+                                   all_depths=args.all_depths)
     except (TypeError, ValueError) as err:
         print(f"ntkgap kernel: error: {err}", file=sys.stderr)
         return 2
@@ -79,8 +124,9 @@ def _run(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         ds.to_netcdf(args.out)
     final = ds.isel(depth=-1) if "depth" in ds.dims else ds
-    print(f"{args.activation}, depth {args.depth}, sigma_w {args.sigma_w}, sigma_b {args.sigma_b}, "
-          f"{args.parameterization} parameterisation: nngp/ntk of shape {final.ntk.shape}")
+    what = (f"{args.activation}, depth {args.depth}, sigma_w {args.sigma_w}, sigma_b {args.sigma_b}"
+            if "architecture" not in ds.attrs else ds.attrs["architecture"])
+    print(f"{what}, {args.parameterization} parameterisation: nngp/ntk of shape {final.ntk.shape}")
     if angles is not None:
         print("| angle(x1_0, x1_j) / pi | NNGP | NTK |")
         print("| --- | --- | --- |")

@@ -41,3 +41,33 @@ def test_errors_exit_2(tmp_path, capsys):
     assert "--out must end in .nc" in capsys.readouterr().err
     assert cli.main(["kernel", "--inputs", str(tmp_path / "missing.npy")]) == 2
     assert "could not be read as a .npy array" in capsys.readouterr().err
+
+
+def test_architecture_presets_and_files(tmp_path, capsys):
+    from ntktheory import layers as L
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 1, 6, 6))
+    np.save(tmp_path / "img.npy", x)
+    out = tmp_path / "K.nc"
+    argv = ["kernel", "--inputs", str(tmp_path / "img.npy"), "--architecture", "cnn-gap", "--depth", "2",
+            "--activation", "erf", "--sigma-w", "1.3", "--sigma-b", "0.1", "--out", str(out)]
+    assert cli.main(argv) == 0
+    want = ntktheory.kernels(x, architecture=L.preset("cnn-gap", depth=2, activation="erf", sigma_w=1.3,
+                                                      sigma_b=0.1))
+    with xr.open_dataset(out) as ds:
+        np.testing.assert_array_equal(ds.ntk.values, want.ntk.values)
+        assert ds.attrs["spatial_form"] == "full"
+    spec = tmp_path / "net.toml"
+    spec.write_text('[[layers]]\ntype = "conv"\nkernel_size = 2\n[[layers]]\ntype = "act"\nname = "relu"\n'
+                    '[[layers]]\ntype = "flatten"\n[[layers]]\ntype = "dense"\n')
+    assert cli.main(["kernel", "--inputs", str(tmp_path / "img.npy"), "--architecture", str(spec)]) == 0
+    assert "serial(Conv(kernel_size=2" in capsys.readouterr().out
+    assert cli.main(["kernel", "--architecture", "cnn"]) == 2
+    assert "needs --inputs (images (N, C, H, W)" in capsys.readouterr().err
+    assert cli.main(["kernel", "--inputs", str(tmp_path / "img.npy"), "--architecture", "resnet"]) == 2
+    assert "--architecture must be one of fcn, cnn, cnn-gap or a .json/.toml file" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"type": "pool"}]')
+    assert cli.main(["kernel", "--inputs", str(tmp_path / "img.npy"), "--architecture", str(bad)]) == 2
+    assert "unknown type 'pool'" in capsys.readouterr().err
