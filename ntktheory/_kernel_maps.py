@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 
 import numpy as np
 from numba import njit, prange
@@ -87,10 +88,30 @@ class KernelState:
 
 @dataclasses.dataclass
 class Context:
-    """What the maps need besides the state: the parameterisation, and a log of quadrature use."""
+    """What the maps need besides the state: the parameterisation, a log of quadrature use, and a
+    pool of kernel-sized arrays.
+
+    :meth:`buffer` hands out an array of the requested shape that nothing else references any
+    more (the previous layer's, once its state is dropped), so a network runs on two sets of
+    arrays instead of faulting in fresh pages at every layer. Its contents are arbitrary (zeros
+    when new): every map writes all the entries it is responsible for (the upper triangles when
+    symmetric).
+    """
 
     parameterization: str
     stats: list[dict] = dataclasses.field(default_factory=list)
+    _pool: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        shape = tuple(int(n) for n in shape)
+        arrays = self._pool.setdefault(shape, [])
+        for a in arrays:
+            # referenced only by the pool's list, the loop variable and getrefcount's argument
+            if sys.getrefcount(a) <= 3:
+                return a
+        a = np.zeros(shape)
+        arrays.append(a)
+        return a
 
 
 def spatial_form(architecture: L.Layer, in_shape: L.Shape) -> str:
@@ -295,7 +316,7 @@ def _shifted_add(out_row, in_row, lo, hi, stride, offset):
 def _conv_full(k, ntk, with_ntk, mode, kh, kw, sh, sw, pt, pl, alpha, beta, gamma, delta, eps, out_k, out_ntk):
     """Convolution of the full spatial form: both positions shifted by the same filter offset.
 
-    k, ntk: (n1, H, W, n2, H, W); out: (n1, Ho, Wo, n2, Ho, Wo), zero-initialised. With S the mean
+    k, ntk: (n1, H, W, n2, H, W); out: (n1, Ho, Wo, n2, Ho, Wo) (any contents). With S the mean
     over the kh kw offsets (zero padding outside the image), out_k = alpha S(k) + beta and
     out_ntk = gamma S(k) + delta + eps S(ntk). ``mode``: 0 every column; 1 symmetric cross kernel
     (columns (j, q) >= (i, p) in row-major order); 2 self kernel (n2 = 1; columns q >= p). The
@@ -333,6 +354,9 @@ def _conv_full(k, ntk, with_ntk, mode, kh, kw, sh, sw, pt, pl, alpha, beta, gamm
         oh, ow = p // wo, p % wo
         c0 = i * p_out + p if mode == 1 else (p if mode == 2 else np.int64(0))
         orow, trow = okf[i, p], otf[i, p]
+        orow[c0:] = 0.0
+        if with_ntk:
+            trow[c0:] = 0.0
         for dh in range(kh):
             ih = oh * sh - pt + dh
             if ih < 0 or ih >= h:
@@ -486,10 +510,11 @@ def _on_selves(state: KernelState, func) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- elementwise maps
-def _affine(state: KernelState, alpha: float, beta: float, gamma: float, delta: float, eps: float) -> KernelState:
+def _affine(state: KernelState, ctx: Context, alpha: float, beta: float, gamma: float, delta: float,
+            eps: float) -> KernelState:
     """nngp -> alpha nngp + beta; ntk -> gamma nngp + delta + eps ntk; self -> alpha self + beta."""
     form = state.form
-    out_k, out_ntk = np.zeros(state.nngp.shape), np.zeros(state.ntk.shape)
+    out_k, out_ntk = ctx.buffer(state.nngp.shape), ctx.buffer(state.ntk.shape)
     _affine_batch(cross_batch(state.nngp, form), cross_batch(state.ntk, form), state.symmetric, True,
                   alpha, beta, gamma, delta, eps, cross_batch(out_k, form), cross_batch(out_ntk, form))
 
@@ -521,12 +546,13 @@ def _closed_kind(act: ActivationFunction) -> int:
     return _closed_forms.kind_of(act.closed_form)
 
 
-def _activation_closed(act: ActivationFunction, state: KernelState, then: tuple[float, ...] | None) -> KernelState:
+def _activation_closed(act: ActivationFunction, state: KernelState, ctx: Context,
+                       then: tuple[float, ...] | None) -> KernelState:
     """Closed-form nonlinearity, fused with the affine map ``then`` of a following Dense if given."""
     form, kind, a = state.form, _closed_kind(act), act.param_value
     alpha, beta, gamma, delta, eps = then if then is not None else (1.0, 0.0, 0.0, 0.0, 1.0)
     vr, vc = _cross_variances(state)
-    out_k, out_ntk = np.zeros(state.nngp.shape), np.zeros(state.ntk.shape)
+    out_k, out_ntk = ctx.buffer(state.nngp.shape), ctx.buffer(state.ntk.shape)
     _closed_batch(kind, a, cross_batch(state.nngp, form), cross_batch(state.ntk, form), vr, vc, state.symmetric,
                   True, alpha, beta, gamma, delta, eps, cross_batch(out_k, form), cross_batch(out_ntk, form))
 
@@ -648,8 +674,8 @@ def _conv(layer: L.Conv, state: KernelState, ctx: Context) -> KernelState:
 
     else:
         n1, n2 = state.nngp.shape[0], state.nngp.shape[3]
-        nngp = np.zeros((n1, ho, wo, n2, ho, wo))
-        ntk = np.zeros_like(nngp)
+        nngp = ctx.buffer((n1, ho, wo, n2, ho, wo))
+        ntk = ctx.buffer((n1, ho, wo, n2, ho, wo))
         _conv_full(state.nngp, state.ntk, True, 1 if state.symmetric else 0, kh, kw, sh, sw, pt, pl,
                    alpha, beta, gamma, delta, eps, nngp, ntk)
 
@@ -711,10 +737,46 @@ def _to_flat(state: KernelState, reduce_cross, reduce_self, shape: L.Shape) -> K
                        shape)
 
 
+@njit(cache=True, parallel=True)
+def _block_means(k, mode, out):
+    """out[i, j] = mean over (p, p') of the position block (i, j) of a full-form array.
+
+    mode 0: every block; 1: symmetric cross kernel, blocks j >= i, the diagonal blocks read from
+    their upper triangle; 2: self kernel (n, H, W, 1, H, W), each block from its upper triangle.
+    """
+    n1, h, w, n2 = k.shape[:4]
+    p = h * w
+    kf = k.reshape(n1, p, n2, p)
+    for r in prange(n1):
+        i = np.int64(r)
+        for j in range(i if mode == 1 else 0, n2):
+            total = 0.0
+            if mode == 0 or (mode == 1 and j != i):
+                for a in range(p):
+                    row = kf[i, a, j]
+                    for b in range(p):
+                        total += row[b]
+            else:
+                for a in range(p):
+                    row = kf[i, a, j]
+                    total += row[a]
+                    for b in range(a + 1, p):
+                        total += 2.0 * row[b]
+            out[i, j] = total / (p * p)
+
+
 def _global_avg_pool(layer: L.GlobalAvgPool, state: KernelState, ctx: Context) -> KernelState:
-    state = _mirrored(state)
-    return _to_flat(state, lambda a: a.mean(axis=(1, 2, 4, 5)), lambda s: s.mean(axis=(1, 2, 4, 5)),
-                    layer.out_shape(state.shape))
+    def cross(a):
+        out = np.zeros((a.shape[0], a.shape[3]))
+        _block_means(a, 1 if state.symmetric else 0, out)
+        return out
+
+    def self_mean(s):
+        out = np.zeros((s.shape[0], 1))
+        _block_means(s, 2, out)
+        return out
+
+    return _to_flat(state, cross, self_mean, layer.out_shape(state.shape))
 
 
 def _flatten(layer: L.Flatten, state: KernelState, ctx: Context) -> KernelState:
@@ -732,7 +794,7 @@ def _flatten(layer: L.Flatten, state: KernelState, ctx: Context) -> KernelState:
 def _layer_norm(layer: L.LayerNorm, state: KernelState, ctx: Context) -> KernelState:
     form = state.form
     vr, vc = _cross_variances(state)
-    out_k, out_ntk = np.zeros(state.nngp.shape), np.zeros(state.ntk.shape)
+    out_k, out_ntk = ctx.buffer(state.nngp.shape), ctx.buffer(state.ntk.shape)
     _normalise_batch(cross_batch(state.nngp, form), cross_batch(state.ntk, form), vr, vc, state.symmetric, True,
                      cross_batch(out_k, form), cross_batch(out_ntk, form))
 
@@ -757,7 +819,7 @@ def apply(layer: L.Layer, state: KernelState, ctx: Context) -> KernelState:
 @apply.register
 def _(layer: L.Dense, state: KernelState, ctx: Context) -> KernelState:
     alpha, beta, gamma, delta, eps = _weighted_coefficients(layer, state, ctx)
-    return _affine(state, alpha, beta, gamma, delta, eps).replace(shape=layer.out_shape(state.shape))
+    return _affine(state, ctx, alpha, beta, gamma, delta, eps).replace(shape=layer.out_shape(state.shape))
 
 
 apply.register(L.Conv, _conv)
@@ -772,7 +834,7 @@ def _(layer: L.Activation, state: KernelState, ctx: Context) -> KernelState:
     act = layer.function
     if act.has_closed_form:
         ctx.stats.append({"method": "closed_form"})
-        return _activation_closed(act, state, None)
+        return _activation_closed(act, state, ctx, None)
     return _activation_quadrature(act, state, ctx)
 
 
@@ -813,7 +875,7 @@ def run_sequence(layers: list[L.Layer], state: KernelState, ctx: Context) -> Ker
                 and state.form == "flat"):
             ctx.stats.append({"method": "closed_form_fused"})
             coef = _weighted_coefficients(nxt, state, ctx)
-            state = _activation_closed(layer.function, state, coef).replace(shape=nxt.out_shape(state.shape))
+            state = _activation_closed(layer.function, state, ctx, coef).replace(shape=nxt.out_shape(state.shape))
             i += 2
             continue
         state = apply(layer, state, ctx)
