@@ -37,7 +37,7 @@ import sys
 import numpy as np
 from numba import njit, prange
 
-from . import _closed_forms, _gauss, _quadrature
+from . import _closed_forms, _quadrature
 from . import layers as L
 from .activations import Activation as ActivationFunction
 
@@ -567,69 +567,68 @@ def _activation_closed(act: ActivationFunction, state: KernelState, ctx: Context
     return state.replace(nngp=out_k, ntk=out_ntk, self1=self1, self2=self2)
 
 
-def _univariate_moments(act: ActivationFunction, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(E[phi(u)^2], E[phi'(u)^2]) for u ~ N(0, var), elementwise (var of any shape)."""
-    flat = var.reshape(-1)
-    uniq, inverse = np.unique(flat, return_inverse=True)
-    m = np.stack([_gauss.expect([f, f], uniq, breakpoints=act.kinks) for f in (act.phi, act.dphi)])
-    return m[0][inverse].reshape(var.shape), m[1][inverse].reshape(var.shape)
-
-
 def _quadrature_batch(act: ActivationFunction, k: np.ndarray, vr: np.ndarray, vc: np.ndarray, symmetric: bool,
-                      want_dd: bool, stats: dict) -> tuple[np.ndarray, np.ndarray | None]:
-    """(E[phi phi], E[phi' phi']) on a (B, R, C) batch by quadrature; upper triangles if symmetric.
+                      want_dd: bool, stats: dict):
+    """(E[phi phi], E[phi' phi'], E[phi^2] at the row variances, E[phi^2] at the column variances)
+    on a (B, R, C) batch by quadrature; upper triangles if symmetric.
 
     Off-diagonal entries come from :func:`_quadrature.pair_expectations` (Mehler series with a
     rigorous tail bound, direct 2-D quadrature where it fails), one call per batch matrix;
-    diagonals of symmetric matrices (correlation exactly 1) from the univariate rule.
+    diagonals of symmetric matrices (correlation exactly 1) are its second moments (the
+    univariate rule). Batches of 1 x 1 symmetric matrices need the univariate rule only.
     """
-    nb, nr, _nc = k.shape
+    nb, nr = k.shape[:2]
     pairs = [(act.phi, act.phi)] + ([(act.dphi, act.dphi)] if want_dd else [])
     if symmetric and nr == 1:
-        pp = np.zeros(k.shape)
-        dd = np.zeros(k.shape) if want_dd else None
-    else:
-        c = np.zeros(k.shape)
-        _correlation_batch(k, vr, vc, symmetric, c)
-        pp = dd = None
-        for b in range(nb):
-            values, info = _quadrature.pair_expectations(pairs, vr[b], vc[b], c[b], symmetric=symmetric,
-                                                         breakpoints=act.kinks, mirror=False)
-            if nb == 1:  # one large matrix: keep the arrays, no copy
-                pp, dd = values[0][None], (values[1][None] if want_dd else None)
-            else:
-                if pp is None:
-                    pp = np.zeros(k.shape)
-                    dd = np.zeros(k.shape) if want_dd else None
-                pp[b] = values[0]
-                if want_dd:
-                    dd[b] = values[1]
-            for key in ("per_pair", "direct"):
-                stats[key] = stats.get(key, 0) + int(info[key])
-            stats["kmax"] = max(stats.get("kmax", 0), int(info["kmax"]))
-        del c
-    if symmetric:
-        m_phi, m_dphi = _univariate_moments(act, vr)
-        idx = np.arange(nr)
-        pp[:, idx, idx] = m_phi
-        if want_dd:
-            dd[:, idx, idx] = m_dphi
-    return pp, dd
+        m = _quadrature.second_moments([p[0] for p in pairs], vr.reshape(-1), act.kinks)
+        pp = m[0].reshape(k.shape)
+        return pp, (m[1].reshape(k.shape) if want_dd else None), m[0].reshape(vr.shape), m[0].reshape(vc.shape)
+    c = np.zeros(k.shape)
+    _correlation_batch(k, vr, vc, symmetric, c)
+    pp = dd = None
+    m_rows, m_cols = np.empty(vr.shape), np.empty(vc.shape)
+    for b in range(nb):
+        values, info = _quadrature.pair_expectations(pairs, vr[b], vc[b], c[b], symmetric=symmetric,
+                                                     breakpoints=act.kinks, mirror=False, moments=True)
+        if nb == 1:  # one large matrix: keep the arrays, no copy
+            pp, dd = values[0][None], (values[1][None] if want_dd else None)
+        else:
+            if pp is None:
+                pp = np.zeros(k.shape)
+                dd = np.zeros(k.shape) if want_dd else None
+            pp[b] = values[0]
+            if want_dd:
+                dd[b] = values[1]
+        m1, m2 = info.pop("second_moment1"), info.pop("second_moment2")
+        m_rows[b], m_cols[b] = m1[0], m2[0]
+        if symmetric:
+            idx = np.arange(nr)
+            pp[b, idx, idx] = m1[0]
+            if want_dd:
+                dd[b, idx, idx] = m1[1]
+        for key in ("per_pair", "direct"):
+            stats[key] = stats.get(key, 0) + int(info[key])
+        stats["kmax"] = max(stats.get("kmax", 0), int(info["kmax"]))
+    return pp, dd, m_rows, m_cols
 
 
 def _activation_quadrature(act: ActivationFunction, state: KernelState, ctx: Context) -> KernelState:
     form = state.form
     stats: dict = {"method": "quadrature"}
     vr, vc = _cross_variances(state)
-    pp, dd = _quadrature_batch(act, cross_batch(state.nngp, form), vr, vc, state.symmetric, True, stats)
+    pp, dd, m_rows, m_cols = _quadrature_batch(act, cross_batch(state.nngp, form), vr, vc, state.symmetric, True,
+                                               stats)
     _multiply_batch(dd, cross_batch(state.ntk, form), state.symmetric, dd)
+    if form == "full":
+        def on_self(s):
+            v = _self_variances(s, form)
+            out = _quadrature_batch(act, self_batch(s, form), v, v, True, False, stats)[0]
+            return out.reshape(s.shape)
 
-    def on_self(s):
-        v = _self_variances(s, form)
-        out, _ = _quadrature_batch(act, self_batch(s, form), v, v, True, False, stats)
-        return out.reshape(s.shape)
-
-    self1, self2 = _on_selves(state, on_self)
+        self1, self2 = _on_selves(state, on_self)
+    else:  # 1 x 1 self blocks: E[phi^2] at the cross kernel's own row / column variances
+        self1 = m_rows.reshape(state.self1.shape)
+        self2 = self1 if state.symmetric else m_cols.reshape(state.self2.shape)
     ctx.stats.append(stats)
     return state.replace(nngp=pp.reshape(state.nngp.shape), ntk=dd.reshape(state.ntk.shape), self1=self1,
                          self2=self2)

@@ -124,11 +124,18 @@ class _Series:
     """Hermite coefficients and relative tails of several functions at several variances."""
 
     def __init__(self, funcs: Sequence[ElementwiseFunction], q: np.ndarray, kmax: int, panels: int,
-                 breakpoints: tuple[float, ...]) -> None:
+                 breakpoints: tuple[float, ...], second_moment: np.ndarray | None = None) -> None:
         z, h = _hermite_rule(panels, kmax)
         self.coef = np.stack([_coefficients(f, q, z, h) for f in funcs])  # (P, N, K+1)
-        self.second_moment = np.stack([_gauss.expect([_squared(f)], q, breakpoints=breakpoints) for f in funcs])
+        if second_moment is None:
+            second_moment = second_moments(funcs, q, breakpoints)
+        self.second_moment = second_moment
         self.tails = np.stack([_relative_tails(a, m) for a, m in zip(self.coef, self.second_moment)])
+
+
+def second_moments(funcs: Sequence[ElementwiseFunction], q: np.ndarray, breakpoints: tuple[float, ...]) -> np.ndarray:
+    """E[f(u)^2] for u ~ N(0, q_i), every function and variance: (P, N), by the univariate rule."""
+    return np.stack([_gauss.expect([_squared(f)], q, breakpoints=breakpoints) for f in funcs])
 
 
 # ---------------------------------------------------------------------- compiled sums
@@ -300,10 +307,10 @@ def _direct_one(f: ElementwiseFunction, g: ElementwiseFunction, q1: float, q2: f
 
 
 # ---------------------------------------------------------------------- public-internal API
-def _series_for(funcs1, funcs2, q1, q2, kmax, same, breakpoints):
+def _series_for(funcs1, funcs2, q1, q2, kmax, same, breakpoints, moments=(None, None)):
     panels = _grid_panels(float(max(q1.max(initial=0.0), q2.max(initial=0.0))), kmax)
-    s1 = _Series(funcs1, q1, kmax, panels, breakpoints)
-    s2 = s1 if same else _Series(funcs2, q2, kmax, panels, breakpoints)
+    s1 = _Series(funcs1, q1, kmax, panels, breakpoints, moments[0])
+    s2 = s1 if same else _Series(funcs2, q2, kmax, panels, breakpoints, moments[1])
     return s1, s2
 
 
@@ -412,6 +419,7 @@ def pair_expectations(
     symmetric: bool = False,
     breakpoints: Sequence[float] = (),
     mirror: bool = True,
+    moments: bool = False,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """E[f_p(u_i) g_p(v_j)] for every function pair p and every (i, j) of a correlation matrix.
 
@@ -431,12 +439,16 @@ def pair_expectations(
     mirror
         With ``symmetric``: copy the strict upper triangle onto the lower one (default). False
         leaves the lower triangle and the diagonal 0 (the kernel maps keep upper triangles only).
+    moments
+        Also return the second moments E[f^2], E[g^2] at every variance (see Returns).
 
     Returns
     -------
     values : ndarray, shape (P, N1, N2)
     stats : dict with the degree used (``kmax``, ``mean_row_degree``) and the number of pairs
-        that went to the per-pair series (``per_pair``) and to direct quadrature (``direct``).
+        that went to the per-pair series (``per_pair``) and to direct quadrature (``direct``);
+        with ``moments=True`` also ``second_moment1`` and ``second_moment2``, the arrays (P, N1)
+        and (P, N2) of E[f_p(u)^2] and E[g_p(v)^2] (the values at c = 1 when f_p = g_p).
     """
     n1, n2 = c.shape
     npairs = len(pairs)
@@ -445,6 +457,10 @@ def pair_expectations(
     funcs1 = [p[0] for p in pairs]
     funcs2 = [p[1] for p in pairs]
     stats = {"kmax": 0, "mean_row_degree": 0, "per_pair": 0, "direct": 0}
+    m1 = second_moments(funcs1, q1, kinks)
+    m2 = m1 if symmetric else second_moments(funcs2, q2, kinks)
+    if moments:
+        stats["second_moment1"], stats["second_moment2"] = m1, m2
     if any(k != 0.0 for k in kinks):  # off-zero kinks: a shared grid cannot resolve them
         ii, jj = np.triu_indices(n1, 1) if symmetric else np.indices((n1, n2)).reshape(2, -1)
         stats["direct"] = ii.size
@@ -459,7 +475,7 @@ def pair_expectations(
     degree = np.zeros(n1, dtype=np.int64)
     todo = None
     for kmax in _K_LADDER:
-        s1, s2 = _series_for(funcs1, funcs2, q1, q2, kmax, symmetric, kinks)
+        s1, s2 = _series_for(funcs1, funcs2, q1, q2, kmax, symmetric, kinks, (m1, m2))
         if todo is None:  # first rung: plan the rows (row sums use degrees <= _K_ROW)
             krow = min(kmax, _K_ROW)
             if kmax < _K_ROW:
