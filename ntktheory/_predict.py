@@ -55,7 +55,8 @@ KERNEL_CHOICES = ("ntk", "nngp")
 METHOD_CHOICES = ("gradient_descent", "bayesian")
 
 #: Warn when rounding in the train kernel can be amplified by more than this factor: the condition
-#: number at t = inf, lambda_max * max_t phi(t) at finite times (float64 then keeps ~4 digits).
+#: number at t = inf, lambda_max * min(eta t / (N k), 1 / lambda_min) at finite times (float64 then
+#: keeps ~4 digits).
 CONDITION_WARNING = 1e12
 #: A negative eigenvalue below -this * lambda_max is more than rounding: warn (it is clipped anyway).
 NEGATIVE_EIGENVALUE_WARNING = 1e-8
@@ -426,9 +427,10 @@ def predict_from_kernels(
     Warns
     -----
     KernelConditionWarning
-        When the train kernel's condition number (at finite times, lambda_max max phi(t)) exceeds
-        1e12 (the message names it and suggests ``diag_reg``), or when it has an eigenvalue below
-        -1e-8 lambda_max (clipped to 0 like the rounding ones; their count is in attrs).
+        When the train kernel's condition number exceeds 1e12 (at a finite largest time t, when
+        lambda_max min(eta t / (N k), 1 / lambda_min) does: rounding cannot grow further by then);
+        the message names it and suggests ``diag_reg``. Also when the kernel has an eigenvalue
+        below -1e-8 lambda_max (clipped to 0 like the rounding ones; their count is in attrs).
 
     References
     ----------
@@ -512,21 +514,22 @@ def predict_from_kernels(
     ), net_attrs, net_conventions)
 
 
-def _warn_condition(amplification: float, cond: float, reg: float, what: str) -> None:
+def _warn_condition(amplification: float, cond: float, reg: float, detail: str = "") -> None:
     if not amplification > CONDITION_WARNING:
         return
     hint = ("increase `diag_reg`" if reg > 0 else "pass `diag_reg` (e.g. diag_reg=1e-6, relative to the mean "
             "diagonal)")
     warnings.warn(
-        f"the train kernel is ill-conditioned: condition number {cond:.3g} ({what} {amplification:.3g} > "
-        f"{CONDITION_WARNING:g}), so rounding in it can be amplified that much and the prediction may have lost "
-        f"its digits; {hint} to regularise.",
+        f"the train kernel is ill-conditioned: condition number {cond:.3g}{detail} exceeds {CONDITION_WARNING:g}, "
+        f"so rounding in the kernel can be amplified that much and the prediction may have lost its digits; "
+        f"{hint} to regularise.",
         KernelConditionWarning,
         stacklevel=4,
     )
 
 
-def _gradient_descent(d_train, d_cross, y, p_train, p_cross, p_test, mode, reg, rate, times, discrete, shares):
+def _gradient_descent(d_train, d_cross, y, p_train, p_cross, p_test, mode, reg, rate, times, discrete, shares,
+                      warn_condition=True):
     spec = train_spectrum(d_train, reg=reg)
     lam, v = spec.eigenvalues, spec.eigenvectors
     phi = spectral_filter(spec, rate, times, discrete=discrete)  # (T, N)
@@ -540,9 +543,15 @@ def _gradient_descent(d_train, d_cross, y, p_train, p_cross, p_test, mode, reg, 
                 RuntimeWarning,
                 stacklevel=3,
             )
-    amplification = float(lam[-1]) * float(np.max(phi)) if lam[-1] > 0 else 0.0
-    _warn_condition(amplification, spec.condition_number, reg,
-                    "lambda_max / lambda_min" if np.all(np.isinf(times)) else "at the largest time, lambda_max phi")
+    # Rounding of size eps * lambda_max in the kernel moves a mode's filter by up to
+    # lambda_max * min(rate t, 1 / lambda) (relative): the condition number at t = inf, less at
+    # finite times. Clipped (zero) modes count as lambda -> 0+.
+    t_max = float(np.max(times))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amplification = float(lam[-1]) * min(rate * t_max, 1.0 / float(lam[0]) if lam[0] > 0 else math.inf)
+    detail = "" if math.isinf(t_max) else f" (up to the largest time, lambda_max * eta t / (N k) = {amplification:.3g})"
+    if warn_condition:
+        _warn_condition(amplification, spec.condition_number, reg, detail)
     vy = v.T @ y  # (N, k)
     coef = v @ (phi.T[:, :, None] * vy[:, None, :]).reshape(v.shape[0], -1)  # (N, T k)
     mean = (d_cross @ coef).reshape(d_cross.shape[0], times.size, y.shape[1]).transpose(1, 0, 2)
@@ -588,7 +597,7 @@ def _bayesian(k_train, k_cross, y, k_test, mode, reg):
         anorm = float(np.max(np.sum(np.abs(a), axis=0)))
         rcond, info = scipy.linalg.lapack.dpocon(factor[0], anorm, uplo="L")
         cond = 1.0 / rcond if info == 0 and rcond > 0 else math.inf
-        _warn_condition(cond, cond, reg, "1-norm estimate")
+        _warn_condition(cond, cond, reg, " (1-norm, LAPACK estimate)")
         mean = k_cross @ scipy.linalg.cho_solve(factor, y, check_finite=False)
         out = {"mean": mean[None]}
         if mode != "none":
@@ -603,14 +612,15 @@ def _bayesian(k_train, k_cross, y, k_test, mode, reg):
                          most_negative_eigenvalue=math.nan)
     # Not positive definite to working precision: the eigen path, whose t = inf limit with the prior
     # equal to the dynamics kernel is this posterior, with the null space dropped.
+    out, numerics = _gradient_descent(k_train, k_cross, y, k_train, k_cross, k_test, mode, reg, 1.0,
+                                      np.array([math.inf]), False, True, warn_condition=False)
     warnings.warn(
-        "the regularised train kernel is not positive definite to working precision (Cholesky failed); "
-        "using its eigendecomposition with the null space dropped. Pass `diag_reg` (e.g. 1e-6) to regularise.",
+        f"the regularised train kernel is not positive definite to working precision (Cholesky failed; condition "
+        f"number {numerics['condition_number']:.3g}); using its eigendecomposition with the null space dropped. "
+        "Pass `diag_reg` (e.g. diag_reg=1e-6, relative to the mean diagonal) to regularise.",
         KernelConditionWarning,
         stacklevel=3,
     )
-    out, numerics = _gradient_descent(k_train, k_cross, y, k_train, k_cross, k_test, mode, reg, 1.0,
-                                      np.array([math.inf]), False, True)
     numerics["solver"] = "eigh (cholesky failed)"
     return out, numerics
 
