@@ -127,10 +127,10 @@ def regularizer(k_train: np.ndarray, diag_reg: float, diag_reg_absolute: bool) -
 
 def train_spectrum(k_train: np.ndarray, *, reg: float = 0.0, name: str = "k_train_train") -> TrainSpectrum:
     """Diagonalise K + reg I (symmetrised); clip negative rounding eigenvalues, warn beyond rounding."""
-    k = 0.5 * (k_train + k_train.T)
+    k = 0.5 * (k_train + k_train.T)  # a new array: eigh may overwrite it
     if reg:
-        k = k + reg * np.eye(k.shape[0])
-    lam, vec = scipy.linalg.eigh(k)
+        k[np.diag_indices_from(k)] += reg
+    lam, vec = scipy.linalg.eigh(k, overwrite_a=True, check_finite=False)
     top = max(float(lam[-1]), 0.0)
     most_negative = min(float(lam[0]), 0.0)
     negative = lam < 0
@@ -146,42 +146,50 @@ def train_spectrum(k_train: np.ndarray, *, reg: float = 0.0, name: str = "k_trai
     return TrainSpectrum(lam, vec, float(reg), int(negative.sum()), most_negative)
 
 
-def one_minus_decay(lam: np.ndarray, rate: float, times: np.ndarray, *, discrete: bool, power: int = 1) -> np.ndarray:
-    """1 - d^power with d = exp(-rate lam t) (continuous) or (1 - rate lam)^s (discrete), shape (T, N).
+def decay_pair(lam: np.ndarray, rate: float, times: np.ndarray, *, discrete: bool,
+               power: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(d^power, 1 - d^power), each (T, N), with d = exp(-rate lam t) or (1 - rate lam)^s.
 
-    Accurate for slow modes (``expm1``/``log1p``); inf times give 1 where d -> 0. ``rate`` is
-    eta / (N k).
+    Both are computed directly (``exp``/``expm1`` of ``-rate lam t`` or of ``s log1p(-rate lam)``),
+    so that neither a slow mode (d ~ 1) nor a fast one (d ~ 0) loses its digits. ``rate`` is
+    eta / (N k); zero (clipped) modes have d = 1; inf times give d = 0 where the mode converges.
     """
     x = rate * lam[None, :]  # (1, N)
     t = times[:, None]
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if not discrete:
-            out = -np.expm1(-power * x * t)
-            out = np.where(np.isinf(t) & (x > 0), 1.0, out)
-        else:
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        if discrete:
             base = 1.0 - x
             slow = (base > 0) & (base < 1)
-            safe = np.where(slow, base, 0.5)
-            accurate = -np.expm1(power * t * np.log(safe))
-            plain = 1.0 - np.power(base, power * t)
-            out = np.where(slow, accurate, plain)
-            out = np.where(np.isinf(t) & (np.abs(base) < 1), 1.0, out)
-        out = np.where(t == 0, 0.0, out)
-    return np.where(x > 0, out, 0.0)  # zero (clipped) modes: the null space is dropped
+            log_d = np.where(slow, t * np.log1p(-np.where(slow, x, 0.0)), 0.0)
+            direct = np.power(base, power * t)
+            d = np.where(slow, np.exp(power * log_d), direct)
+            one_minus = np.where(slow, -np.expm1(power * log_d), 1.0 - direct)
+            converged = np.isinf(t) & (np.abs(base) < 1)
+        else:
+            log_d = -x * np.where(np.isinf(t), 0.0, t)
+            d = np.exp(power * log_d)
+            one_minus = -np.expm1(power * log_d)
+            converged = np.isinf(t) & (x > 0)
+        d = np.where(converged, 0.0, d)
+        one_minus = np.where(converged, 1.0, one_minus)
+        d = np.where(t == 0, 1.0, d)
+        one_minus = np.where(t == 0, 0.0, one_minus)
+    zero = np.broadcast_to(~(x > 0), d.shape)
+    return np.where(zero, 1.0, d), np.where(zero, 0.0, one_minus)
 
 
 def spectral_filter(spec: TrainSpectrum, rate: float, times: np.ndarray, *, discrete: bool,
                     power: int = 1) -> np.ndarray:
     """(1 - d^power) / lambda per mode and time, shape (T, N); 0 on zero modes."""
     lam = spec.eigenvalues
-    num = one_minus_decay(lam, rate, times, discrete=discrete, power=power)
+    num = decay_pair(lam, rate, times, discrete=discrete, power=power)[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(lam > 0, num / np.where(lam > 0, lam, 1.0), 0.0)
 
 
 def decay(spec: TrainSpectrum, rate: float, times: np.ndarray, *, discrete: bool) -> np.ndarray:
     """d_i(t): the factor by which the train residual's component along eigenvector i shrinks, (T, N)."""
-    return 1.0 - one_minus_decay(spec.eigenvalues, rate, times, discrete=discrete)
+    return decay_pair(spec.eigenvalues, rate, times, discrete=discrete)[0]
 
 
 # ---------------------------------------------------------------------- argument handling
@@ -320,6 +328,8 @@ def _network_attrs(blocks: list[object]) -> tuple[dict[str, Any], str | None]:
         if not isinstance(block, xr.Dataset):
             continue
         cfg = {k: v for k, v in block.attrs.items() if k not in _PROVENANCE_KEYS}
+        # a configuration selected from a sweep-like Dataset (ds.sel(depth=2)) is a scalar coordinate
+        cfg.update({str(k): c.values.item() for k, c in block.coords.items() if c.ndim == 0})
         if found is None:
             found, conventions, first_name = cfg, block.attrs.get("conventions"), name
             continue
@@ -535,9 +545,9 @@ def _gradient_descent(d_train, d_cross, y, p_train, p_cross, p_test, mode, reg, 
     phi = spectral_filter(spec, rate, times, discrete=discrete)  # (T, N)
     if discrete and np.any(times > 0):
         top = rate * float(lam[-1])
-        if top > 2.0:
+        if top >= 2.0:
             warnings.warn(
-                f"`learning_rate` {rate * y.size:.6g} exceeds the stability limit 2 N k / lambda_max = "
+                f"`learning_rate` {rate * y.size:.6g} reaches or exceeds the stability limit 2 N k / lambda_max = "
                 f"{2.0 * y.size / float(lam[-1]):.6g} of discrete gradient descent: the predicted outputs grow "
                 "with the number of steps (and overflow to inf for many steps).",
                 RuntimeWarning,

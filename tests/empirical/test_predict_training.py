@@ -71,7 +71,8 @@ def test_trained_ensemble_approaches_the_prediction_with_width():
     torch.set_num_threads(1)  # dozens of tiny networks: threads only add overhead
     x, y, xt = _data()
     net = dict(activation="erf", depth=1, sigma_w=1.5, sigma_b=0.1)
-    k_train, k_cross, k_test = ntktheory.kernels(x, **net), ntktheory.kernels(xt, x, **net), ntktheory.kernels(xt, **net)
+    k_train, k_cross = ntktheory.kernels(x, **net), ntktheory.kernels(xt, x, **net)
+    k_test = ntktheory.kernels(xt, **net)
     n, steps, seeds = len(x), 40, 32
     lr = 0.5 * 2 * n / np.linalg.eigvalsh(k_train.ntk.values)[-1]  # half the infinite-width stability limit
     p = ntktheory.predict_from_kernels(k_train, k_cross, y, k_test, steps=steps, learning_rate=lr)

@@ -326,6 +326,7 @@ def test_kernels_dataset_from_all_depths_selected_by_depth():
     q = predict(x_all[:6], y, x_all[6:], activation="erf", depth=2, time=[3.0])
     assert _rel(p["mean"].values, q["mean"].values) <= tol.KERNEL_PATHS
     assert _rel(p["covariance"].values, q["covariance"].values) <= tol.KERNEL_PATHS
+    assert p.attrs["depth"] == 2  # the selected depth, not the pass's deepest
 
 
 def test_dataset_layout_attrs_and_netcdf_roundtrip(tmp_path):
