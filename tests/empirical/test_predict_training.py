@@ -30,8 +30,10 @@ import ntktheory
 #: Bands for the fitted log-log slopes against width and the Monte Carlo z-score.
 RATE_BANDS = {
     "deviation": (-0.8, -0.3),  # RMS of f_t - g over seeds and test points; theory -1/2 (measured -0.49)
-    "mean": (-1.3, -0.2),  # control-variate errors: noise ~ n^-1/2 / sqrt(S) plus O(1/n) bias (measured ~-0.5)
-    "variance": (-1.3, -0.15),
+    # control-variate errors: noise ~ n^-1/2 / sqrt(S) plus O(1/n) bias; measured -0.5 to -0.6 with
+    # standard errors 0.1 (mean) and 0.2 (variance) over 24 seeds: bands of about +-3 standard errors
+    "mean": (-1.3, -0.2),
+    "variance": (-1.3, -0.1),
 }
 Z_MAX = 4.5  # |ensemble mean - predicted mean| / its standard error, max over the test points
 LINEARIZED_VS_PREDICT = 1e-10  # absolute, outputs O(1)
@@ -73,7 +75,7 @@ def test_trained_ensemble_approaches_the_prediction_with_width():
     net = dict(activation="erf", depth=1, sigma_w=1.5, sigma_b=0.1)
     k_train, k_cross = ntktheory.kernels(x, **net), ntktheory.kernels(xt, x, **net)
     k_test = ntktheory.kernels(xt, **net)
-    n, steps, seeds = len(x), 40, 32
+    n, steps, seeds = len(x), 30, 24
     lr = 0.5 * 2 * n / np.linalg.eigvalsh(k_train.ntk.values)[-1]  # half the infinite-width stability limit
     p = ntktheory.predict_from_kernels(k_train, k_cross, y, k_test, steps=steps, learning_rate=lr)
     mu, var = p["mean"].values[0, :, 0], np.diagonal(p["covariance"].values[0])
