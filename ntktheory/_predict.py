@@ -130,7 +130,9 @@ def train_spectrum(k_train: np.ndarray, *, reg: float = 0.0, name: str = "k_trai
     k = 0.5 * (k_train + k_train.T)  # a new array: eigh may overwrite it
     if reg:
         k[np.diag_indices_from(k)] += reg
-    lam, vec = scipy.linalg.eigh(k, overwrite_a=True, check_finite=False)
+    # divide and conquer (LAPACK syevd): the fastest full eigendecomposition here (MRRR, scipy's default,
+    # can be several times slower with threaded BLAS on a busy machine)
+    lam, vec = scipy.linalg.eigh(k, overwrite_a=True, check_finite=False, driver="evd")
     top = max(float(lam[-1]), 0.0)
     most_negative = min(float(lam[0]), 0.0)
     negative = lam < 0
@@ -411,9 +413,9 @@ def predict_from_kernels(
     diag_reg_absolute
         Read ``diag_reg`` in the kernel's own units (K + diag_reg I).
     covariance
-        True or ``"full"``: the test-test covariance; ``"marginal"``: only its diagonal, the
-        variance (O(M N) per time with NNGP dynamics or Bayesian, no (M, M) matrix);
-        False: the mean only.
+        True or ``"full"``: the test-test covariance, (T, M, M) floats (8 T M^2 bytes: mind it for
+        large M); ``"marginal"``: only its diagonal, the variance (O(M N) per time with NNGP
+        dynamics or Bayesian, no (M, M) matrix); False: the mean only.
 
     Returns
     -------
