@@ -69,8 +69,16 @@ def test_linearized_twin_is_predict_with_its_empirical_ntk(k):
     np.testing.assert_allclose(got, want, rtol=0, atol=LINEARIZED_VS_PREDICT)
 
 
-def test_trained_ensemble_approaches_the_prediction_with_width():
-    torch.set_num_threads(1)  # dozens of tiny networks: threads only add overhead
+@pytest.fixture
+def one_torch_thread():
+    """Dozens of tiny networks: threads only add overhead. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_trained_ensemble_approaches_the_prediction_with_width(one_torch_thread):
     x, y, xt = _data()
     net = dict(activation="erf", depth=1, sigma_w=1.5, sigma_b=0.1)
     k_train, k_cross = ntktheory.kernels(x, **net), ntktheory.kernels(xt, x, **net)
