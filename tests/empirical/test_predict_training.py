@@ -69,25 +69,9 @@ def test_linearized_twin_is_predict_with_its_empirical_ntk(k):
     np.testing.assert_allclose(got, want, rtol=0, atol=LINEARIZED_VS_PREDICT)
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Dozens of tiny networks: threads only add overhead. Restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_trained_ensemble_approaches_the_prediction_with_width(one_torch_thread):
-    x, y, xt = _data()
-    net = dict(activation="erf", depth=1, sigma_w=1.5, sigma_b=0.1)
-    k_train, k_cross = ntktheory.kernels(x, **net), ntktheory.kernels(xt, x, **net)
-    k_test = ntktheory.kernels(xt, **net)
-    n, steps, seeds = len(x), 30, 24
-    lr = 0.5 * 2 * n / np.linalg.eigvalsh(k_train.ntk.values)[-1]  # half the infinite-width stability limit
-    p = ntktheory.predict_from_kernels(k_train, k_cross, y, k_test, steps=steps, learning_rate=lr)
-    mu, var = p["mean"].values[0, :, 0], np.diagonal(p["covariance"].values[0])
-    widths = [64, 128, 256, 512, 1024, 2048, 4096]
+def _ensemble_errors(x, y, xt, k_train, k_cross, widths, seeds, steps, lr, var):
+    """Per width: RMS deviation of f_t from its own-f_0 prediction g, control-variate errors of the
+    ensemble mean and variance (relative); and the last width's trained test outputs (seeds, M)."""
     deviation, mean_err, var_err = [], [], []
     for w in widths:
         f0x, f0t, ft = [], [], []
@@ -106,6 +90,27 @@ def test_trained_ensemble_approaches_the_prediction_with_width(one_torch_thread)
         deviation.append(math.sqrt(np.mean((ft - g) ** 2) / np.mean(var)))
         mean_err.append(np.linalg.norm((ft - g).mean(0)) / math.sqrt(np.sum(var)))  # E[g] = mu exactly
         var_err.append(np.mean(np.abs(ft.var(0, ddof=1) - g.var(0, ddof=1))) / np.mean(var))  # Var[g] = var
+    return deviation, mean_err, var_err, ft
+
+
+def test_trained_ensemble_approaches_the_prediction_with_width():
+    x, y, xt = _data()
+    net = dict(activation="erf", depth=1, sigma_w=1.5, sigma_b=0.1)
+    k_train, k_cross = ntktheory.kernels(x, **net), ntktheory.kernels(xt, x, **net)
+    k_test = ntktheory.kernels(xt, **net)
+    n, steps, seeds = len(x), 30, 24
+    lr = 0.5 * 2 * n / np.linalg.eigvalsh(k_train.ntk.values)[-1]  # half the infinite-width stability limit
+    p = ntktheory.predict_from_kernels(k_train, k_cross, y, k_test, steps=steps, learning_rate=lr)
+    mu, var = p["mean"].values[0, :, 0], np.diagonal(p["covariance"].values[0])
+    widths = [64, 128, 256, 512, 1024, 2048, 4096]
+    # Dozens of tiny networks: threads only add overhead. Set after ntktheory's numba calls, whose
+    # OpenMP threading layer resets the OpenMP thread count that torch shares; restored at the end.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        deviation, mean_err, var_err, ft = _ensemble_errors(x, y, xt, k_train, k_cross, widths, seeds, steps, lr, var)
+    finally:
+        torch.set_num_threads(threads)
     logw = np.log(widths)
     for name, values in (("deviation", deviation), ("mean", mean_err), ("variance", var_err)):
         slope = scipy.stats.linregress(logw, np.log(values)).slope
