@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["example_inputs", "register"]
+__all__ = ["add_network_options", "architecture", "example_inputs", "load_npy", "network_options", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,19 +27,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", type=Path,
                    help="(N1, d) or images (N1, C, H, W), float array in a .npy file (default: built-in example)")
     p.add_argument("--inputs2", type=Path, help="(N2, ...) second inputs (.npy) for a cross kernel")
-    p.add_argument("--architecture", default="fcn",
-                   help="fcn (default), cnn (3x3 convolutions, Flatten readout), cnn-gap (global average pooling), "
-                        "or a .json/.toml file with a list of layer tables (TOML: [[layers]])")
-    p.add_argument("--activation", default="relu", help="registry name or expression in x (default: relu)")
-    p.add_argument("--depth", type=int, default=3, help="hidden layers L (default: 3)")
-    p.add_argument("--sigma-w", type=float, default=1.0, help="weight standard deviation (default: 1)")
-    p.add_argument("--sigma-b", type=float, default=0.0, help="bias standard deviation (default: 0)")
-    p.add_argument("--parameterization", default="ntk", help="ntk (default) or standard")
-    p.add_argument("--width", type=int,
-                   help="hidden width n, channels for cnn/cnn-gap (required with --parameterization standard)")
+    add_network_options(p)
     p.add_argument("--all-depths", action="store_true", help="also return every depth 1..L (dim 'depth')")
     p.add_argument("--out", type=Path, help="NetCDF file to write (.nc)")
     p.set_defaults(func=_run)
+
+
+def add_network_options(p: argparse.ArgumentParser) -> None:
+    """The network options of ``ntktheory.kernels`` (shared by ``ntkgap kernel`` and ``ntkgap predict``)."""
+    g = p.add_argument_group("network (ntktheory.kernels)")
+    g.add_argument("--architecture", default="fcn",
+                   help="fcn (default), cnn (3x3 convolutions, Flatten readout), cnn-gap (global average pooling), "
+                        "or a .json/.toml file with a list of layer tables (TOML: [[layers]])")
+    g.add_argument("--activation", default="relu", help="registry name or expression in x (default: relu)")
+    g.add_argument("--depth", type=int, default=3, help="hidden layers L (default: 3)")
+    g.add_argument("--sigma-w", type=float, default=1.0, help="weight standard deviation (default: 1)")
+    g.add_argument("--sigma-b", type=float, default=0.0, help="bias standard deviation (default: 0)")
+    g.add_argument("--parameterization", default="ntk", help="ntk (default) or standard")
+    g.add_argument("--width", type=int,
+                   help="hidden width n, channels for cnn/cnn-gap (required with --parameterization standard)")
+
+
+def network_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``ntktheory.kernels`` given by :func:`add_network_options`'s options."""
+    arch = architecture(args.architecture, args)
+    if arch is None:
+        return dict(activation=args.activation, depth=args.depth, sigma_w=args.sigma_w, sigma_b=args.sigma_b,
+                    parameterization=args.parameterization, width=args.width)
+    return dict(architecture=arch, parameterization=args.parameterization)
 
 
 def example_inputs(n: int = 8, d: int = 16):
@@ -53,7 +68,8 @@ def example_inputs(n: int = 8, d: int = 16):
     return x, angles
 
 
-def _load(path: Path, option: str):
+def load_npy(path: Path, option: str):
+    """``numpy.load`` of a .npy file, or a ValueError naming the command-line option."""
     import numpy as np
 
     try:
@@ -105,18 +121,12 @@ def _run(args: argparse.Namespace) -> int:
                 raise ValueError("--inputs2 needs --inputs.")
             x1, angles = example_inputs()
         else:
-            x1 = _load(args.inputs, "--inputs")
-        x2 = None if args.inputs2 is None else _load(args.inputs2, "--inputs2")
-        arch = architecture(args.architecture, args)
-        if arch is None:
-            ds = ntktheory.kernels(x1, x2, activation=args.activation, depth=args.depth, sigma_w=args.sigma_w,
-                                   sigma_b=args.sigma_b, parameterization=args.parameterization, width=args.width,
-                                   all_depths=args.all_depths)
-        else:
-            if args.inputs is None:
-                raise ValueError(f"--architecture {args.architecture} needs --inputs (images (N, C, H, W) in a .npy).")
-            ds = ntktheory.kernels(x1, x2, architecture=arch, parameterization=args.parameterization,
-                                   all_depths=args.all_depths)
+            x1 = load_npy(args.inputs, "--inputs")
+        x2 = None if args.inputs2 is None else load_npy(args.inputs2, "--inputs2")
+        network = network_options(args)
+        if "architecture" in network and args.inputs is None:
+            raise ValueError(f"--architecture {args.architecture} needs --inputs (images (N, C, H, W) in a .npy).")
+        ds = ntktheory.kernels(x1, x2, **network, all_depths=args.all_depths)
     except (TypeError, ValueError) as err:
         print(f"ntkgap kernel: error: {err}", file=sys.stderr)
         return 2

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 import scipy.stats
 import xarray as xr
 
@@ -250,21 +249,25 @@ def kernel_regression_prediction(
     .. math:: f_t(x) = f_0(x) + \Theta(x, X)\,\Theta^{-1}\bigl(I - e^{-\eta \Theta t / N}\bigr)
               \bigl(Y - f_0(X)\bigr)
 
-    for the loss (1/2N) |f - Y|^2 with N training targets (Lee et al. 2019, arXiv:1902.06720,
-    Eqs. 9-11). With ``f0_*`` None this is the mean over initialisations (f_0 drops out), i.e. the
-    infinite-width kernel-regression predictor at time t (t = inf gives Theta(x, X) Theta^-1 Y).
+    for the loss (1/2N) sum_i |f(x_i) - y_i|^2 over the N training points (that of
+    :func:`empirical.train`; Lee et al. 2019, arXiv:1902.06720, Eqs. 9-11). With ``f0_*`` None this
+    is the mean over initialisations (f_0 drops out), i.e. the infinite-width kernel-regression
+    predictor at time t (t = inf gives Theta(x, X) Theta^-1 Y). The mean is
+    :func:`ntktheory.predict_from_kernels` with targets Y - f_0(X) (the prediction is linear in
+    them) and, for k outputs, its learning rate k eta (its loss is 1/(2 N k) |f - Y|^2).
 
     Parameters
     ----------
     kernel_test_train
         Theta(x, X), shape (M, N).
     kernel_train
-        Theta(X, X), shape (N, N), symmetric positive definite.
+        Theta(X, X), shape (N, N), symmetric positive semi-definite.
     y_train
-        Targets Y, shape (N,) or (N, k).
+        Targets Y, shape (N,) or (N, k, ...).
     t
         Number of gradient steps (continuous time eta t in units of the learning rate); scalar or
-        1-D array of times (a leading time axis is added to the result).
+        1-D array of times (a leading time axis is added to the result). Whole numbers (or inf)
+        with ``time="discrete"``.
     learning_rate
         eta.
     f0_test, f0_train
@@ -285,30 +288,25 @@ def kernel_regression_prediction(
     >>> kernel_regression_prediction(K, K, y, np.inf, learning_rate=0.1).tolist()
     [1.0, -1.0]
     """
+    from ntktheory import predict_from_kernels
+
     k_tx = np.asarray(kernel_test_train, dtype=np.float64)
     k_xx = np.asarray(kernel_train, dtype=np.float64)
     y = np.asarray(y_train, dtype=np.float64)
     n = k_xx.shape[0]
-    if k_xx.shape != (n, n) or k_tx.shape[-1] != n or y.shape[0] != n:
+    if k_xx.shape != (n, n) or k_tx.ndim != 2 or k_tx.shape[-1] != n or y.shape[0] != n:
         raise ValueError(
             f"shapes do not match: kernel_test_train {k_tx.shape!r}, kernel_train {k_xx.shape!r}, "
             f"y_train {y.shape!r}; need (M, N), (N, N), (N, ...)."
         )
-    resid = y - (0.0 if f0_train is None else np.asarray(f0_train, dtype=np.float64))
-    lam, v = scipy.linalg.eigh(0.5 * (k_xx + k_xx.T))
-    lam = np.clip(lam, np.finfo(np.float64).tiny, None)
-    times = np.atleast_1d(np.asarray(t, dtype=np.float64))
     if time not in ("continuous", "discrete"):
         raise ValueError(f"`time` must be 'continuous' or 'discrete'; got {time!r}.")
-    # Theta^-1 (I - exp(-eta Theta t / N)) in the eigenbasis: (1 - exp(-eta lam t / N)) / lam
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if time == "continuous":
-            decay = -np.expm1(-learning_rate * np.multiply.outer(times, lam) / n) / lam
-        else:
-            decay = (1.0 - np.power.outer(1.0 - learning_rate * lam / n, times).T) / lam
-    decay = np.where(np.isinf(times)[:, None], 1.0 / lam, decay)
-    coef = np.einsum("ij,tj,jk->tik", v, decay, v.T)
-    pred = np.einsum("mi,tij,j...->tm...", k_tx, coef, resid)
+    resid = y - (0.0 if f0_train is None else np.asarray(f0_train, dtype=np.float64))
+    flat = resid.reshape(n, -1)
+    when = {"steps" if time == "discrete" else "time": np.atleast_1d(np.asarray(t, dtype=np.float64))}
+    mean = predict_from_kernels(k_xx, k_tx, flat, kernel="ntk", covariance=False,
+                                learning_rate=learning_rate * flat.shape[1], **when)["mean"].values
+    pred = mean.reshape(mean.shape[0], k_tx.shape[0], *y.shape[1:])
     if f0_test is not None:
         pred = pred + np.asarray(f0_test, dtype=np.float64)
     return pred if np.ndim(t) else pred[0]

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 
 #: Modules that contribute subcommands, in the order ``--help`` lists them.
-_COMMAND_MODULES: tuple[str, ...] = ("_cli_run", "_cli_report", "_cli_recipe", "_cli_phase", "_cli_kernel")
+_COMMAND_MODULES: tuple[str, ...] = ("_cli_run", "_cli_report", "_cli_recipe", "_cli_phase", "_cli_kernel",
+                                     "_cli_predict")
 
 
 def build_parser() -> argparse.ArgumentParser:

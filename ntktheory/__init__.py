@@ -14,10 +14,12 @@ from ._kernels import kernels
 from ._large_depth import large_depth_analysis
 from ._meanfield import MeanField, critical_sigma_w2, mean_field, meanfield_trajectory
 from ._phase import phase_diagram
+from ._predict import KernelConditionWarning, predict, predict_from_kernels
 from .activations import Activation, get_activation
 
 __all__ = [
     "Activation",
+    "KernelConditionWarning",
     "MeanField",
     "activations",
     "critical_sigma_w2",
@@ -29,6 +31,8 @@ __all__ = [
     "mean_field",
     "meanfield_trajectory",
     "phase_diagram",
+    "predict",
+    "predict_from_kernels",
     "relu_ntk_mean_parts",
     "seleznova_kutyniok_dispersion",
 ]

@@ -26,7 +26,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.linalg
 import scipy.stats
 
 from .._metrics import kernel_regression_prediction
@@ -167,12 +166,6 @@ def fit_exponential_rate(
     return ExponentialFit(rate, half, 0.0 if through_origin else float(coef[0]), r2)
 
 
-def _eig(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    k = np.asarray(kernel, dtype=np.float64)
-    lam, v = scipy.linalg.eigh(0.5 * (k + k.T))
-    return np.clip(lam, 0.0, None), v
-
-
 def kernel_gd(
     kernel_train: np.ndarray,
     kernel_test_train: np.ndarray,
@@ -260,17 +253,22 @@ def predicted_train_loss(
 
     where r_0 = f_0(X) - Y. Each eigendirection converges at its own rate eta lambda_i / N: the
     NTK's prediction of gradient descent's convergence (Jacot et al. 2018, Sec. 5; Lee et al. 2019).
+    The eigendecomposition and the decay factors (1 - eta lambda_i / N)^t are those of
+    :func:`ntktheory.predict` (``ntktheory._predict.train_spectrum`` and ``decay``), applied to the
+    residual directly so that a loss many orders below L_0 keeps its digits.
 
     Examples
     --------
     >>> predicted_train_loss(np.diag([1.0, 2.0]), np.array([1.0, 1.0]), [0, 1], learning_rate=1.0).tolist()
     [0.5, 0.0625]
     """
-    lam, v = _eig(kernel_train)
-    n = lam.size
-    coef2 = (v.T @ np.asarray(residual0, dtype=np.float64)) ** 2
-    t = np.asarray(steps, dtype=np.float64)[:, None]
-    return np.sum((1.0 - learning_rate * lam / n) ** (2 * t) * coef2, axis=1) / (2 * n)
+    from ntktheory._predict import decay, train_spectrum
+
+    spec = train_spectrum(np.asarray(kernel_train, dtype=np.float64), name="kernel_train")
+    n = spec.eigenvalues.size
+    coef2 = (spec.eigenvectors.T @ np.asarray(residual0, dtype=np.float64)) ** 2
+    d = decay(spec, learning_rate / n, np.asarray(steps, dtype=np.float64), discrete=True)
+    return np.sum(d**2 * coef2, axis=1) / (2 * n)
 
 
 def ntk_gp_variance(
@@ -291,8 +289,10 @@ def ntk_gp_variance(
     .. math:: \mathrm{Var}[f_t(x)] = K(x, x) + \Theta(x, X) M_t K(X, X) M_t^T \Theta(X, x)
               - 2\,\Theta(x, X) M_t K(X, x)
 
-    with K the NNGP and Theta the NTK. ``step = inf`` gives the trained limit; with Theta = K it is
-    the GP posterior variance K(x,x) - K(x,X) K^-1 K(X,x).
+    with K the NNGP and Theta the NTK: :func:`ntktheory.predict_from_kernels` with
+    ``steps=step`` and ``covariance="marginal"`` (one output, so its 1/(2 N k) loss is the
+    (1/2N) one here). ``step = inf`` gives the trained limit; with Theta = K it is the GP
+    posterior variance K(x,x) - K(x,X) K^-1 K(X,x).
 
     Returns
     -------
@@ -306,18 +306,14 @@ def ntk_gp_variance(
     >>> bool(np.allclose(ntk_gp_variance(K, kx, K, kx, np.ones(1), np.inf, learning_rate=1.0), gp[0]))
     True
     """
-    ntk_train = np.asarray(ntk_train, dtype=np.float64)
-    # Theta(x, X) M_t: the kernel-GD prediction with the identity as targets, one column per training point.
-    a = kernel_regression_prediction(
-        ntk_test_train, ntk_train, np.eye(ntk_train.shape[0]), float(step), learning_rate=learning_rate, time="discrete"
-    )  # (M, N)
-    k_tx = np.asarray(nngp_test_train, dtype=np.float64)
-    var = (
-        np.asarray(nngp_test_diag, dtype=np.float64)
-        + np.einsum("mi,ij,mj->m", a, np.asarray(nngp_train, dtype=np.float64), a)
-        - 2.0 * np.einsum("mi,mi->m", a, k_tx)
-    )
-    return var
+    from ntktheory import predict_from_kernels
+
+    train = {"ntk": ntk_train, "nngp": nngp_train}
+    cross = {"ntk": ntk_test_train, "nngp": nngp_test_train}
+    n = np.shape(ntk_train)[0]
+    out = predict_from_kernels(train, cross, np.zeros(n), {"nngp": nngp_test_diag}, kernel="ntk", steps=step,
+                               learning_rate=learning_rate, covariance="marginal")
+    return out["variance"].values[0]
 
 
 def first_width_within(widths: Sequence[float], rel_error: Sequence[float], tolerance: float = 0.1) -> float:

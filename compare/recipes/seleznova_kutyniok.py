@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ._analysis import judge_ratio_within, ntk_gp_variance, second_moment_ratio, variance_ratio
+from ._analysis import judge_ratio_within, second_moment_ratio, variance_ratio
 from ._base import Recipe, map_tasks, register
 from ._report import Claim, judge_threshold
 from .lee_wide_linear import digits_task
@@ -76,14 +76,16 @@ def _train_task(task: Mapping[str, Any]) -> np.ndarray:
 def predicted_output_variance(x_train: np.ndarray, x_test: np.ndarray, *, activation: str, sigma_w2: float,
                               depths: list[int], width: int, learning_rates: np.ndarray,
                               steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """NTK-GP variance over initialisations of f_T(x_test) (:func:`ntk_gp_variance`) and of f_0, each (depth, M).
+    """NTK-GP variance over initialisations of f_T(x_test) and of f_0, each (depth, M).
 
-    Analytic NNGP and NTK (``ntktheory.kernels``, standard parameterisation at ``width``, sigma_b = 0)
-    of each depth from one pass; ``learning_rates[i]`` is the rate of depth ``depths[i]``. The second
-    array is the prior variance K(x, x) of the untrained network (the NNGP diagonal). A predicted
-    variance below ``1e-10 * max |K|`` is NaN: Eq. 16 is a difference of terms of size |K|, so below
-    that it is float64 cancellation, not a prediction (deep sigmoid networks, whose kernels are a
-    large constant plus a tiny input-dependent part).
+    :func:`ntktheory.predict_from_kernels` (gradient descent, ``steps`` discrete steps, marginal
+    variance: Lee et al. 2019 Eq. 16) on the analytic NNGP and NTK (``ntktheory.kernels``, standard
+    parameterisation at ``width``, sigma_b = 0) of each depth from one pass; ``learning_rates[i]``
+    is the rate of depth ``depths[i]``. The second array is the prior variance K(x, x) of the
+    untrained network (the NNGP diagonal). A predicted variance below ``1e-10 * max |K|`` is NaN:
+    Eq. 16 is a difference of terms of size |K|, so below that it is float64 cancellation, not a
+    prediction (deep sigmoid networks, whose kernels are a large constant plus a tiny
+    input-dependent part).
     """
     import ntktheory
 
@@ -91,16 +93,18 @@ def predicted_output_variance(x_train: np.ndarray, x_test: np.ndarray, *, activa
     ds = ntktheory.kernels(np.concatenate([x_train, x_test]), activation=activation, depth=max(depths),
                            sigma_w=math.sqrt(sigma_w2), sigma_b=0.0, parameterization="standard", width=width,
                            all_depths=True)
-    nngp, ntk = ds["nngp"].values, ds["ntk"].values
+    train, test = slice(0, n), slice(n, None)
     out = np.full((len(depths), x_test.shape[0]), np.nan)
-    prior = np.stack([np.diag(nngp[L - 1][n:, n:]) for L in depths])
+    prior = np.stack([np.diag(ds["nngp"].values[L - 1][n:, n:]) for L in depths])
     for i, L in enumerate(depths):
-        k, th = nngp[L - 1], ntk[L - 1]
         if not math.isfinite(learning_rates[i]):
             continue
-        out[i] = ntk_gp_variance(th[:n, :n], th[n:, :n], k[:n, :n], k[n:, :n], np.diag(k[n:, n:]), steps,
-                                 learning_rate=float(learning_rates[i]))
-        out[i, out[i] < 1e-10 * np.max(np.abs(k))] = np.nan
+        at = ds.sel(depth=L)
+        pred = ntktheory.predict_from_kernels(
+            at.isel(x1=train, x2=train), at.isel(x1=test, x2=train), np.zeros(n), at.isel(x1=test, x2=test),
+            kernel="ntk", steps=steps, learning_rate=float(learning_rates[i]), covariance="marginal")
+        out[i] = pred["variance"].values[0]
+        out[i, out[i] < 1e-10 * np.max(np.abs(at["nngp"].values))] = np.nan
     return out, prior
 
 
