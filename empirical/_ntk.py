@@ -576,8 +576,7 @@ def ntk(
         elif method == "structured":
             if not isinstance(model, Network):
                 layered(model)  # raises the NotImplementedError that says what is supported
-            theta = network_ntk(model, x1, x2, "full" if outputs == "full" else "trace", chunk_size)
-            k = None
+            theta, k = network_ntk(model, x1, x2, "full" if outputs == "full" else "trace", chunk_size)
         else:
             theta = _func_ntk(model, x1, x2, "full" if outputs == "full" else "trace", chunk_size, method)
             k = None

@@ -20,10 +20,9 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._build import Network, ScaledConv2d, ScaledLinear
+from ._build import Network, Residual, ScaledConv2d, ScaledLinear
 
 __all__ = ["network_ntk"]
 
@@ -34,29 +33,54 @@ def _trained(module: nn.Module) -> tuple[bool, bool]:
     return module.weight.requires_grad, bias is not None and bias.requires_grad and bias_scale != 0.0
 
 
+def patches(module: ScaledConv2d, z: torch.Tensor) -> torch.Tensor:
+    """The input patches of a convolution, (N, C_in kh kw, P_out), in the weight's (C, kh, kw) order.
+
+    A strided view of the padded input copied once (``F.unfold`` is several times slower in
+    float64 on the CPU).
+    """
+    zp = module.pad(z)
+    n, c, h, w = zp.shape
+    (kh, kw), (sh, sw) = module.kernel_size, module.stride
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    s_n, s_c, s_h, s_w = zp.stride()
+    view = zp.as_strided((n, c, kh, kw, ho, wo), (s_n, s_c, s_h, s_w, s_h * sh, s_w * sw))
+    return view.reshape(n, c * kh * kw, ho * wo)
+
+
+def _forward(module: nn.Module, z: torch.Tensor, records: list) -> torch.Tensor:
+    """The module's forward pass, recording (module, input or patches, output) of weighted layers."""
+    if isinstance(module, nn.Sequential):
+        for m in module:
+            z = _forward(m, z, records)
+        return z
+    if isinstance(module, Residual):
+        return z + _forward(module.branch, z, records)
+    if isinstance(module, ScaledConv2d):
+        h = module(z)
+        records.append((module, patches(module, z.detach()), h))
+        return h
+    if isinstance(module, ScaledLinear):
+        h = module(z)
+        records.append((module, z.detach(), h))
+        return h
+    return module(z)
+
+
 def features(net: Network, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor, torch.Tensor]]:
-    """(module, input z, signals delta of shape (N, k, *h.shape[1:])) for every weighted module."""
-    modules = net.weighted_modules()
-    records: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def hook(module, inputs, output):
-        records[module] = (inputs[0].detach(), output)
-
-    handles = [m.register_forward_hook(hook) for m in modules]
-    try:
-        with torch.enable_grad():
-            out = net(x)
-            hs = [records[m][1] for m in modules]
-            k = out.shape[1]
-            deltas = [[] for _ in modules]
-            for unit in range(k):
-                grads = torch.autograd.grad(out[:, unit].sum(), hs, retain_graph=unit < k - 1, allow_unused=True)
-                for d, g in zip(deltas, grads):
-                    d.append(torch.zeros_like(hs[0]) if g is None else g.detach())
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [(m, records[m][0], torch.stack(d, dim=1)) for m, d in zip(modules, deltas)]
+    """(module, input z (Dense) or patches (Conv), signals delta of shape (N, k, *h.shape[1:])) for
+    every weighted module, in forward order."""
+    records: list = []
+    with torch.enable_grad():
+        out = _forward(net, x, records)
+        hs = [h for _, _, h in records]
+        k = out.shape[1]
+        deltas = [[] for _ in records]
+        for unit in range(k):
+            grads = torch.autograd.grad(out[:, unit].sum(), hs, retain_graph=unit < k - 1, allow_unused=True)
+            for d, g, h in zip(deltas, grads, hs):
+                d.append(torch.zeros_like(h) if g is None else g.detach())
+    return [(m, z, d[0].unsqueeze(1) if k == 1 else torch.stack(d, dim=1)) for (m, z, _), d in zip(records, deltas)]
 
 
 def _gram(a: torch.Tensor, b: torch.Tensor, full: bool) -> torch.Tensor:
@@ -90,15 +114,15 @@ def _(module: ScaledLinear, z1, d1, z2, d2, full):
     return torch.einsum("nkc,mkc->nm", d1, d2) * factor
 
 
-def _conv_gradients(module: ScaledConv2d, z: torch.Tensor, d: torch.Tensor) -> list[torch.Tensor]:
-    """Per-example, per-output gradients of the trained weight and bias, each (N, k, ...)."""
+def _conv_gradients(module: ScaledConv2d, cols: torch.Tensor, d: torch.Tensor) -> list[torch.Tensor]:
+    """Per-example, per-output gradients of the trained weight and bias, each (N, k, ...), from the
+    patches ``cols`` (N, C_in kh kw, P)."""
     w_trained, b_trained = _trained(module)
     n, k, c_out = d.shape[:3]
     signals = d.reshape(n, k, c_out, -1)  # (N, k, C_out, P)
     out = []
     if w_trained:
-        patches = F.unfold(module.pad(z), module.kernel_size, stride=module.stride)  # (N, C_in kh kw, P)
-        grad_w = torch.matmul(signals.reshape(n, k * c_out, -1), patches.transpose(1, 2))
+        grad_w = torch.matmul(signals.reshape(n, k * c_out, -1), cols.transpose(1, 2))
         out.append(module.weight_scale * grad_w.reshape(n, k, -1))
     if b_trained:
         out.append(module.bias_scale * signals.sum(dim=-1))
@@ -117,9 +141,9 @@ def _(module: ScaledConv2d, z1, d1, z2, d2, full):
 
 
 def network_ntk(net: Network, x1: torch.Tensor, x2: torch.Tensor | None, outputs: str,
-                chunk_size: int | None) -> torch.Tensor:
+                chunk_size: int | None) -> tuple[torch.Tensor, int]:
     """Empirical NTK of a built network by structured derivatives: (N1, N2) summed over the k
-    outputs (``outputs="trace"``) or (N1, N2, k, k) (``"full"``); chunked over inputs."""
+    outputs (``outputs="trace"``) or (N1, N2, k, k) (``"full"``), chunked over inputs; and k."""
     full = outputs == "full"
     n1 = x1.shape[0]
     xb = x1 if x2 is None else x2
@@ -152,4 +176,4 @@ def network_ntk(net: Network, x1: torch.Tensor, x2: torch.Tensor | None, outputs
                 k = f1[0][2].shape[1]
                 theta = torch.empty((n1, n2, k, k) if full else (n1, n2), dtype=block.dtype, device=block.device)
             theta[i, j] = block
-    return theta
+    return theta, f1[0][2].shape[1]

@@ -635,23 +635,43 @@ def _activation_quadrature(act: ActivationFunction, state: KernelState, ctx: Con
 
 
 # ---------------------------------------------------------------------- position maps
-def _conv_diagonal(array: np.ndarray, layer: L.Conv, pads, out_hw) -> np.ndarray:
-    """Sum over the filter offsets of the diagonal form (H, W, n1, n2): out[p] = sum_d in[s p + d - pad]."""
-    (pt, _), (pl, _) = pads
-    ho, wo = out_hw
-    h, w = array.shape[:2]
-    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
-    out = np.zeros((ho, wo, *array.shape[2:]))
-    for dh in range(kh):
-        lo_h, hi_h = _tap_range(ho, h, sh, pt, dh)
-        for dw in range(kw):
-            lo_w, hi_w = _tap_range(wo, w, sw, pl, dw)
-            if lo_h >= hi_h or lo_w >= hi_w:
+@njit(cache=True, parallel=True)
+def _conv_diagonal(k, ntk, with_ntk, symmetric, kh, kw, sh, sw, pt, pl, alpha, beta, gamma, delta, eps, out_k,
+                   out_ntk):
+    """Convolution of the diagonal form (H, W, n1, n2): out[p] = mean over offsets d of in[s p + d - pad].
+
+    Zero padding outside the image; the affine map as in :func:`_conv_full`. Each output row
+    (p, i) sums whole input rows (p', i), the upper triangle (j >= i) only when ``symmetric``.
+    """
+    h, w, n1 = k.shape[:3]
+    ho, wo = out_k.shape[0], out_k.shape[1]
+    inv = 1.0 / (kh * kw)
+    for tt in prange(ho * wo * n1):
+        t = np.int64(tt)
+        i = t % n1
+        oh = t // (n1 * wo)
+        ow = (t // n1) % wo
+        j0 = i if symmetric else np.int64(0)
+        orow, trow = out_k[oh, ow, i, j0:], out_ntk[oh, ow, i, j0:]
+        orow[:] = 0.0
+        if with_ntk:
+            trow[:] = 0.0
+        for dh in range(kh):
+            ih = oh * sh - pt + dh
+            if ih < 0 or ih >= h:
                 continue
-            ih0, iw0 = lo_h * sh - pt + dh, lo_w * sw - pl + dw
-            out[lo_h:hi_h, lo_w:hi_w] += array[ih0 : ih0 + (hi_h - lo_h - 1) * sh + 1 : sh,
-                                               iw0 : iw0 + (hi_w - lo_w - 1) * sw + 1 : sw]
-    return out
+            for dw in range(kw):
+                iw = ow * sw - pl + dw
+                if iw < 0 or iw >= w:
+                    continue
+                krow = k[ih, iw, i, j0:]
+                for c in range(orow.size):
+                    orow[c] += krow[c]
+                if with_ntk:
+                    nrow = ntk[ih, iw, i, j0:]
+                    for c in range(trow.size):
+                        trow[c] += nrow[c]
+        _affine_row(orow, trow, with_ntk, alpha * inv, beta, gamma * inv, delta, eps * inv)
 
 
 def _conv(layer: L.Conv, state: KernelState, ctx: Context) -> KernelState:
@@ -662,14 +682,16 @@ def _conv(layer: L.Conv, state: KernelState, ctx: Context) -> KernelState:
     (pt, _), (pl, _) = pads
     ho, wo = out_shape[1:]
     if state.form == "diagonal":
-        inv = 1.0 / (kh * kw)
-        sk = _conv_diagonal(state.nngp, layer, pads, (ho, wo)) * inv
-        st = _conv_diagonal(state.ntk, layer, pads, (ho, wo)) * inv
-        nngp = alpha * sk + beta
-        ntk = gamma * sk + delta + eps * st
+        n1, n2 = state.nngp.shape[2:]
+        nngp = ctx.buffer((ho, wo, n1, n2))
+        ntk = ctx.buffer((ho, wo, n1, n2))
+        _conv_diagonal(state.nngp, state.ntk, True, state.symmetric, kh, kw, sh, sw, pt, pl, alpha, beta, gamma,
+                       delta, eps, nngp, ntk)
 
         def on_self(s):
-            return alpha * inv * _conv_diagonal(s, layer, pads, (ho, wo)) + beta
+            out = np.zeros((ho, wo, s.shape[2], 1))
+            _conv_diagonal(s, s, False, False, kh, kw, sh, sw, pt, pl, alpha, beta, 0.0, 0.0, 0.0, out, out)
+            return out
 
     else:
         n1, n2 = state.nngp.shape[0], state.nngp.shape[3]
