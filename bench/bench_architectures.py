@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(ROOT / "tests" / "ntktheory"))
 
-import ntktheory  # noqa: E402
 import reference_cnn  # noqa: E402
+
+import ntktheory  # noqa: E402
 from ntktheory import layers as L  # noqa: E402
 
 SW, SB, DEPTH = 1.5, 0.1, 5
@@ -53,7 +54,7 @@ def cnn_specs(activation: str, readout: str) -> list[dict]:
     layers = []
     for _ in range(DEPTH):
         layers += [conv, {"type": "act", "name": activation}]
-    return layers + [{"type": readout}, {"type": "dense", "features": 1, "sigma_w": SW, "sigma_b": SB}]
+    return [*layers, {"type": readout}, {"type": "dense", "features": 1, "sigma_w": SW, "sigma_b": SB}]
 
 
 def images(n: int, seed: int = 0) -> np.ndarray:
@@ -93,16 +94,16 @@ def analytic_case(activation: str, readout: str, n: int, n_baseline: int, repeat
 def tanh_gap_subprocess() -> dict:
     """The tanh CNN-GAP in a fresh process: warm wall time and peak resident memory (ru_maxrss)."""
     code = (
-        "import sys, time, json, resource; sys.path.insert(0, %r); import numpy as np, ntktheory;"
+        f"import sys, time, json, resource; sys.path.insert(0, {str(ROOT)!r}); import numpy as np, ntktheory;"
         "from ntktheory import layers as L;"
         "x = np.random.default_rng(0).standard_normal((128, 1, 8, 8));"
-        "arch = L.cnn(depth=5, kernel_size=3, activation='tanh', sigma_w=%r, sigma_b=%r, readout='gap');"
+        f"arch = L.cnn(depth=5, kernel_size=3, activation='tanh', sigma_w={SW!r}, sigma_b={SB!r}, readout='gap');"
         "ntktheory.kernels(x[:4], architecture=arch);"
         "t = time.perf_counter(); c = time.process_time(); ds = ntktheory.kernels(x, architecture=arch);"
         "dt = time.perf_counter() - t; cpu = time.process_time() - c;"
         "print(json.dumps({'time': dt, 'cpu': cpu, 'peak_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss"
         " / 2**20, 'quadrature': ds.attrs['quadrature']}))"
-    ) % (str(ROOT), SW, SB)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

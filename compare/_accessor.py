@@ -1,6 +1,6 @@
 """``Dataset.ntkgap``: the gap metrics of :mod:`compare._metrics` on ntkgap Datasets.
 
-Importing :mod:`compare` registers the accessor. It relies only on DESIGN.md variable names
+Importing :mod:`compare` registers the accessor. It relies only on the project's variable names
 (``ntk_theory``, ``ntk_empirical``, ``nngp_theory``, ``nngp_empirical``, ``ntk_change``,
 ``f_test``, ``y_train``, ...), so it also works on Datasets loaded from files.
 """

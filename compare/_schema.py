@@ -1,6 +1,6 @@
 """The ntkgap dataset schema: names, conventions and provenance shared by every Dataset we write.
 
-Layout (DESIGN.md, "Data layout")
+Layout (the README's "Conventions", data layout)
 ---------------------------------
 * kernels live on dims ``("x1", "x2")``; the points are indexed by ``x1``/``x2`` integer coords;
 * configuration dims are named after the parameter: ``activation``, ``init`` (a named
@@ -32,7 +32,7 @@ __all__ = [
     "to_json",
 ]
 
-#: The mathematical conventions, in words (DESIGN.md), attached to every Dataset as ``conventions``.
+#: The mathematical conventions, in words (the README's "Conventions"), attached to every Dataset as ``conventions``.
 CONVENTIONS = (
     "Fully-connected network, input x in R^d, depth = L hidden layers of width n, readout width k. "
     "NTK parameterisation (default): h^1 = (sigma_w/sqrt(d)) W^1 x + sigma_b b^1; "
@@ -89,7 +89,7 @@ def provenance_attrs(
     dtype: str | None = None,
     created: str | None = None,
 ) -> dict[str, str]:
-    """The attrs DESIGN.md requires on every Dataset, as strings (NetCDF- and Zarr-safe).
+    """The attrs every Dataset carries, as strings (NetCDF- and Zarr-safe).
 
     Parameters
     ----------
@@ -148,7 +148,7 @@ def theory_empirical_dataset(
     dtype: str | None = None,
     diverged: Any = None,
 ) -> xr.Dataset:
-    """Put analytic and empirical kernels into one Dataset with DESIGN.md names and attrs.
+    """Put analytic and empirical kernels into one Dataset with the project's variable names and attrs.
 
     Parameters
     ----------

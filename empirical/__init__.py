@@ -3,8 +3,8 @@
 Networks (:class:`MLP`), their empirical NTK and NNGP (:func:`ntk`, :func:`nngp`), ensembles over
 seeds (:func:`ensemble_kernels`), training with measurements next to the linearised network
 (:func:`train`, :class:`Linearized`), and curvature (:func:`model_hessian_norm`,
-:func:`loss_hessian_norm`, :func:`gradient_norms`). Conventions: DESIGN.md; NTK parameterisation
-by default; float64; ``device="auto"`` picks CUDA when present.
+:func:`loss_hessian_norm`, :func:`gradient_norms`). Conventions: the README's "Conventions"
+section; NTK parameterisation by default; float64; ``device="auto"`` picks CUDA when present.
 """
 
 from ._activations import TorchActivation, torch_activation

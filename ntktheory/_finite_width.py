@@ -27,7 +27,7 @@ Two results are implemented, each with its assumptions stated:
      every draw of the weights). In the NTK parameterisation with sigma_b = 0 the bias gradients
      vanish, so the relative dispersion does not depend on sigma_w^2 at all (THEORY.md).
    * In the standard parameterisation the infinite-width means of the two parts follow the
-     recursion of DESIGN.md: weights W^1 = |x|^2, W^{l+1} = n E[phi^2] + a W^l; biases B^1 = 1,
+     recursion of the README's conventions: weights W^1 = |x|^2, W^{l+1} = n E[phi^2] + a W^l; biases B^1 = 1,
      B^{l+1} = 1 + a B^l, with q^1 = sigma_w^2 |x|^2 / d and q^{l+1} = a q^l.
 
    Assumptions (leading order in 1/n, all terms driven by the same random backward pass): the
@@ -139,13 +139,13 @@ def relu_ntk_mean_parts(
     x_norm2, in_features
         |x|^2 and the input dimension d.
     parameterization
-        ``"standard"`` (trainable biases initialised at 0; DESIGN.md) or ``"ntk"`` (sigma_b = 0:
+        ``"standard"`` (trainable biases initialised at 0, as in the README's conventions) or ``"ntk"`` (sigma_b = 0:
         bias gradients are 0).
 
     Returns
     -------
     (weights, biases) : tuple of float
-        Their sum is Theta^{L+1}(x, x) of DESIGN.md with sigma_b = 0.
+        Their sum is Theta^{L+1}(x, x) of the README's conventions with sigma_b = 0.
 
     Examples
     --------
@@ -188,7 +188,7 @@ def seleznova_kutyniok_dispersion(
     """Leading-order E[Theta(x,x)^2] / E[Theta(x,x)]^2 of a ReLU net across the phases.
 
     ``(sum_i m_i sqrt(r_i))^2 / (sum_i m_i)^2`` over the weight part and the bias of each layer,
-    with means m_i from the DESIGN.md recursion and relative second moments r_i from Hanin &
+    with means m_i from the recursion of the README's conventions and relative second moments r_i from Hanin &
     Nica's law per layer traversed; see the module docstring for the derivation and its
     assumptions (zero-initialised biases, ReLU homogeneity, perfectly correlated fluctuations).
     Ordered phase (sigma_w^2 < 2): tends to 1 with depth; chaotic (> 2): tends to Hanin & Nica's

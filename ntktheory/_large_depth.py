@@ -65,7 +65,7 @@ def large_depth_analysis(
     x_train, x_test
         Inputs, shapes (m, d) and (m*, d); m >= 2.
     activation
-        Registry name, Activation or expression (NTK parameterisation, DESIGN.md).
+        Registry name, Activation or expression (NTK parameterisation, see the README's conventions).
     depth
         Largest number of hidden layers L >= 4; every depth 1..L is analysed.
     sigma_w2, sigma_b2
@@ -183,7 +183,7 @@ def large_depth_analysis(
         data,
         coords={"sigma_w2": w, "sigma_b2": b, "depth": depths},
         attrs={
-            "conventions": "NTK parameterisation (DESIGN.md); Theta at depth l is the readout NTK of a "
+            "conventions": "NTK parameterisation (the README's conventions); Theta at depth l is the readout NTK of a "
                            "network with l hidden layers; rates are slopes per layer of natural logs.",
             "configuration": json.dumps(config, sort_keys=True),
             "ntkgap_version": __version__,

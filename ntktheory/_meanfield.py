@@ -1,6 +1,6 @@
 """Mean-field signal propagation: fixed points, order/chaos and depth scales, for any activation.
 
-Conventions (DESIGN.md; Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. 2017,
+Conventions (README, "Conventions"; Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. 2017,
 arXiv:1611.01232), with z ~ N(0, 1) and variances sigma_w^2 = ``sigma_w2``, sigma_b^2 = ``sigma_b2``:
 
 * length map  q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2 (Poole eq. 3); ``q_star`` is the fixed
@@ -555,7 +555,7 @@ def meanfield_trajectory(
     """q^l(x1), q^l(x2) and c^l(x1, x2) through depth, l = 1..depth + 1.
 
     Layer 1 is Sigma^1 = sigma_w^2 x.x'/d + sigma_b^2; layer l + 1 applies the length and
-    covariance maps (the NNGP recursion of DESIGN.md, at the readout for l = depth + 1).
+    covariance maps (the NNGP recursion of the README's conventions, at the readout for l = depth + 1).
 
     Parameters
     ----------

@@ -26,7 +26,7 @@ def tol():
 
 
 def reference_kernels(x1, x2, *, activation, depth, sigma_w, sigma_b, parameterization="ntk", width=None):
-    """(NNGP, NTK) of the readout by the DESIGN.md recursion, written independently of ntktheory's
+    """(NNGP, NTK) of the readout by the recursion of the README's conventions, written independently of ntktheory's
     kernels, with the closed-form Gaussian expectations (relu, erf, ...)."""
     act = get_activation(activation)
     same = x2 is None

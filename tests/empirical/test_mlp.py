@@ -10,7 +10,7 @@ from ntktheory.activations import get_activation, leaky_relu, registry_names
 
 
 def explicit_forward(net: empirical.MLP, x: torch.Tensor) -> torch.Tensor:
-    """DESIGN.md's formula written out from the raw parameters."""
+    """The formula of the README's conventions written out from the raw parameters."""
     z = x
     for i, layer in enumerate(net.layers):
         W, b = layer.weight, layer.bias
