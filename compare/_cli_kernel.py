@@ -1,7 +1,9 @@
-"""``ntkgap kernel``: analytic infinite-width NNGP and NTK of an MLP, to NetCDF.
+"""``ntkgap kernel``: analytic infinite-width NNGP and NTK of an MLP, to NetCDF or a blocked Zarr store.
 
 Without ``--inputs`` it runs a small built-in example (8 points on a circle of radius sqrt(d) in a
 2-D plane of R^d, d = 16) and prints a table of the kernels against the angle between inputs.
+With ``--out K.zarr`` the matrices are computed block by block on Dask
+(:func:`compare.kernel_matrix`): any size, resumable after an interruption.
 """
 
 from __future__ import annotations
@@ -10,16 +12,24 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["example_inputs", "register"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "example_inputs", "register"]
+
+#: Block edge of ``--out K.zarr`` without ``--block-size``: two 2048^2 float64 blocks are 64 MiB.
+DEFAULT_BLOCK_SIZE = 2048
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "kernel",
-        help="analytic NNGP and NTK of a fully-connected network (NetCDF)",
+        help="analytic NNGP and NTK of a fully-connected network (NetCDF, or blocked Zarr for any size)",
         description="Infinite-width NNGP and NTK (ntktheory.kernels) of a fully-connected network for "
                     "inputs in .npy files; without --inputs, a built-in example on the sphere with a "
-                    "printed table.",
+                    "printed table. --out K.nc computes in memory; --out K.zarr computes block by block as "
+                    "Dask tasks (a LocalCluster, or --scheduler ADDRESS), each worker writing its blocks "
+                    "into the chunked store: memory bounded by the block size, not by N. For a symmetric "
+                    "kernel (no --inputs2) only blocks on and above the diagonal are computed and mirrored. "
+                    "Interrupted? Run the same command again: finished blocks are kept, the rest computed. "
+                    "The store opens with xarray.open_zarr (variables nngp, ntk on dims x1, x2).",
     )
     p.add_argument("--inputs", type=Path, help="(N1, d) float array in a .npy file (default: built-in example)")
     p.add_argument("--inputs2", type=Path, help="(N2, d) second inputs (.npy) for a cross kernel")
@@ -30,7 +40,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--parameterization", default="ntk", help="ntk (default) or standard")
     p.add_argument("--width", type=int, help="hidden width n (required with --parameterization standard)")
     p.add_argument("--all-depths", action="store_true", help="also return every depth 1..L (dim 'depth')")
-    p.add_argument("--out", type=Path, help="NetCDF file to write (.nc)")
+    p.add_argument("--out", type=Path, help="file to write: .nc (NetCDF, in memory) or .zarr (blocked store)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help=f"with --out .zarr: block (and Zarr chunk) edge B; a worker holds ~10 B^2 float64 values "
+                        f"(default {DEFAULT_BLOCK_SIZE})")
+    p.add_argument("--scheduler", default=None,
+                   help="with --out .zarr: dask.distributed scheduler ADDRESS, e.g. tcp://host:8786 (default: a "
+                        "LocalCluster of worker processes; 'threads' for one of threads in this process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --out .zarr: LocalCluster workers (default: one per core)")
+    p.add_argument("--threads-per-worker", type=int, default=1,
+                   help="with --out .zarr: LocalCluster threads per worker (default 1; numba uses one thread per "
+                        "block, NTKGAP_NUMBA_THREADS overrides)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
@@ -57,8 +79,13 @@ def _load(path: Path, option: str):
 def _run(args: argparse.Namespace) -> int:
     import ntktheory
 
-    if args.out is not None and args.out.suffix != ".nc":
-        print(f"ntkgap kernel: error: --out must end in .nc, got {str(args.out)!r}.", file=sys.stderr)
+    blocked = args.out is not None and args.out.suffix == ".zarr"
+    if args.out is not None and args.out.suffix not in (".nc", ".zarr"):
+        print(f"ntkgap kernel: error: --out must end in .nc or .zarr, got {str(args.out)!r}.", file=sys.stderr)
+        return 2
+    if not blocked and args.block_size is not None:
+        print(f"ntkgap kernel: error: --block-size {args.block_size!r} needs --out ending in .zarr (a .nc file is "
+              "computed in memory).", file=sys.stderr)
         return 2
     try:
         angles = None
@@ -69,13 +96,30 @@ def _run(args: argparse.Namespace) -> int:
         else:
             x1 = _load(args.inputs, "--inputs")
         x2 = None if args.inputs2 is None else _load(args.inputs2, "--inputs2")
-        ds = ntktheory.kernels(x1, x2, activation=args.activation, depth=args.depth, sigma_w=args.sigma_w,
-                               sigma_b=args.sigma_b, parameterization=args.parameterization, width=args.width,
-                               all_depths=args.all_depths)
-    except (TypeError, ValueError) as err:
+        network = dict(activation=args.activation, depth=args.depth, sigma_w=args.sigma_w, sigma_b=args.sigma_b,
+                       parameterization=args.parameterization, width=args.width, all_depths=args.all_depths)
+        if blocked:
+            from ._kernel_matrix import kernel_matrix
+
+            res = kernel_matrix(x1, x2, store=args.out, block_size=args.block_size or DEFAULT_BLOCK_SIZE,
+                                scheduler=args.scheduler, n_workers=args.workers,
+                                threads_per_worker=args.threads_per_worker, progress=not args.no_progress,
+                                **network)
+            if res.dataset is None:
+                print(f"ntkgap kernel: {res.n_lost} block(s) were lost to crashed workers; run the same command "
+                      "again to finish.", file=sys.stderr)
+                return 1
+            ds = res.dataset
+        else:
+            ds = ntktheory.kernels(x1, x2, **network)
+    except (TypeError, ValueError, NotImplementedError) as err:  # StoreMismatchError is a ValueError
         print(f"ntkgap kernel: error: {err}", file=sys.stderr)
         return 2
-    if args.out is not None:
+    except KeyboardInterrupt:
+        print("\nntkgap kernel: interrupted; finished blocks are saved. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    if args.out is not None and not blocked:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         ds.to_netcdf(args.out)
     final = ds.isel(depth=-1) if "depth" in ds.dims else ds
@@ -87,6 +131,13 @@ def _run(args: argparse.Namespace) -> int:
         for j, angle in enumerate(angles):
             nngp, ntk = float(final.nngp[0, j]), float(final.ntk[0, j])
             print(f"| {angle / 3.141592653589793:.3f} | {nngp:.10f} | {ntk:.10f} |")
+    if blocked:
+        from ._kernel_matrix import peak_rss_bytes
+
+        workers = max(res.peak_rss.values(), default=0)
+        print(f"store: {args.out} ({res.n_blocks} blocks of {ds.attrs['block_size']}: {res.n_skipped} reused, "
+              f"{res.n_computed} computed); peak resident memory: this process {peak_rss_bytes() / 2**30:.2f} GiB, "
+              f"workers up to {workers / 2**30:.2f} GiB")
     if args.out is not None:
         print(f"wrote {args.out}")
     return 0
