@@ -101,7 +101,8 @@ def _run(args: argparse.Namespace) -> int:
         if blocked:
             from ._kernel_matrix import kernel_matrix
 
-            res = kernel_matrix(x1, x2, store=args.out, block_size=args.block_size or DEFAULT_BLOCK_SIZE,
+            block_size = DEFAULT_BLOCK_SIZE if args.block_size is None else args.block_size
+            res = kernel_matrix(x1, x2, store=args.out, block_size=block_size,
                                 scheduler=args.scheduler, n_workers=args.workers,
                                 threads_per_worker=args.threads_per_worker, progress=not args.no_progress,
                                 **network)

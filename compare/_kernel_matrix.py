@@ -165,7 +165,7 @@ def kernel_matrix(
     symmetric = a2 is None
     n1, n2 = a1.shape[0], (a1 if symmetric else a2).shape[0]
     config = {
-        **{name: _describe(value) for name, value in network.items()},
+        **network_config(network),
         "n1": n1,
         "n2": n2,
         "block_size": block_size,
@@ -232,6 +232,11 @@ def compute_block(km: KernelMatrixStore, i: int, j: int, rows: np.ndarray, cols:
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     start = time.perf_counter()
+    # Dask may hand over the inputs as views into its message frames, not 8-byte aligned; numpy then
+    # multiplies them without BLAS and rounds differently. Aligned copies make a block independent
+    # of how it travelled (so a resumed store is bit-identical to an uninterrupted one).
+    rows = np.require(rows, np.float64, ["C", "A"])
+    cols = None if cols is None else np.require(cols, np.float64, ["C", "A"])
     ds = ntktheory.kernels(rows, cols, **network)
     computed = time.perf_counter()
     km.write_block(i, j, {v: ds[v].values for v in KERNEL_VARIABLES}, mirror=mirror)
@@ -286,6 +291,21 @@ def _block_size(value: Any) -> int:
     if value < 1:
         raise ValueError(f"`block_size` must be a positive integer; got {value!r}.")
     return int(value)
+
+
+def network_config(network: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of :func:`ntktheory.kernels` with its defaults filled in, as JSON values.
+
+    Bound to its signature, not to a list of names: a store records every argument it has (those
+    added later included), and ``depth=3`` and the default depth give the same configuration.
+    """
+    import inspect
+
+    import ntktheory
+
+    bound = inspect.signature(ntktheory.kernels).bind(None, None, **network)
+    bound.apply_defaults()
+    return {name: _describe(value) for name, value in bound.arguments.items() if name not in ("x1", "x2")}
 
 
 def _describe(value: Any) -> Any:

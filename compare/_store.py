@@ -50,18 +50,19 @@ SWEEP = StoreKind("ntkgap_sweep", "sweep", "sweeps")
 KERNEL_MATRIX = StoreKind("ntkgap_kernel_matrix", "kernel matrix", "kernel matrices")
 
 
-def check_identity(path: Path, identity: str | None, kind: StoreKind) -> str | None:
+def check_identity(path: Path, identity: str | None, kind: StoreKind,
+                   hint: str = "choose another --out path or remove it") -> str | None:
     """Refuse a path that holds anything but a store of ``kind`` with this ``identity``.
 
-    Returns the identity found in the store (equal to ``identity`` unless that is None, which
+    ``hint`` ends the message about a path that holds something else. Returns the identity found
+    in the store (equal to ``identity`` unless that is None, which
     accepts any store of the kind), or None when there is no store there yet (no path, an empty
     directory, or a bare Zarr group without attrs).
     """
     shown = str(path)
     if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / ".zgroup").exists())):
         raise StoreMismatchError(
-            f"{shown!r} exists and is not an ntkgap {kind.name} store (no .zgroup); "
-            "choose another --out path or remove it."
+            f"{shown!r} exists and is not an ntkgap {kind.name} store (no .zgroup); {hint}."
         )
     root_meta = path / ".zattrs"
     if not root_meta.exists():
@@ -69,8 +70,7 @@ def check_identity(path: Path, identity: str | None, kind: StoreKind) -> str | N
     existing = json.loads(root_meta.read_text()).get(kind.attr)
     if existing is None:
         raise StoreMismatchError(
-            f"{shown!r} is a Zarr store but not an ntkgap {kind.name} (no {kind.attr!r} attr); "
-            "choose another --out path."
+            f"{shown!r} is a Zarr store but not an ntkgap {kind.name} (no {kind.attr!r} attr); {hint}."
         )
     if identity is not None and existing != identity:
         raise StoreMismatchError(
@@ -144,16 +144,16 @@ class SweepStore:
         return ds
 
 
-def _diff(old: str, new: str) -> str:
+def _diff(old: str, new: str, labels: tuple[str, str] = ("store has", "this run has")) -> str:
     try:
         a, b = json.loads(old), json.loads(new)
     except json.JSONDecodeError:
         return "identity differs"
     a_cfg, b_cfg = a.get("config", a), b.get("config", b)
     keys = sorted(k for k in set(a_cfg) | set(b_cfg) if a_cfg.get(k) != b_cfg.get(k))
-    parts = [f"{k}: store has {a_cfg.get(k)!r}, this run has {b_cfg.get(k)!r}" for k in keys]
+    parts = [f"{k}: {labels[0]} {a_cfg.get(k)!r}, {labels[1]} {b_cfg.get(k)!r}" for k in keys]
     if a.get("task") != b.get("task"):
-        parts.append(f"task function: store has {a.get('task')!r}, this run has {b.get('task')!r}")
+        parts.append(f"task function: {labels[0]} {a.get('task')!r}, {labels[1]} {b.get('task')!r}")
     return "; ".join(parts) or "identity differs"
 
 
