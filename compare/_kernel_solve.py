@@ -177,7 +177,7 @@ def predict_from_store(
         raise ValueError(f"`max_iterations` must be a positive integer or None; got {max_iterations!r}.")
     k_train = train[kernel].data
     trace = _diagonal_blocks_trace(k_train)
-    reg = diag_reg if diag_reg_absolute else diag_reg * trace / n
+    reg = 0.0 if diag_reg == 0 else diag_reg if diag_reg_absolute else diag_reg * trace / n
     if solver == "cg":
         alpha, residual, iterations = _cg(k_train, y2, reg, rtol, int(max_iterations))
     else:
