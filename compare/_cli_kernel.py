@@ -50,8 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="with --out .zarr: LocalCluster workers (default: one per core)")
     p.add_argument("--threads-per-worker", type=int, default=1,
-                   help="with --out .zarr: LocalCluster threads per worker (default 1; numba uses one thread per "
-                        "block, NTKGAP_NUMBA_THREADS overrides)")
+                   help="with --out .zarr: LocalCluster threads per worker (default 1). Numba uses one thread per "
+                        "block on worker processes, all cores with --scheduler threads (NTKGAP_NUMBA_THREADS "
+                        "overrides). On a machine with few cores, '--scheduler threads --threads-per-worker 2' "
+                        "is fastest: no worker processes to start, and one block's write overlaps the next "
+                        "block's computation (bench/README.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 

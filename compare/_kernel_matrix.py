@@ -113,8 +113,11 @@ def kernel_matrix(
         ``"threads"``: one of threads in this process; otherwise the address of a running
         ``dask.distributed`` scheduler (as ``ntkgap run --scheduler``).
     n_workers, threads_per_worker
-        LocalCluster size (default: one worker per core, one thread each). Each task runs numba
-        with one thread (``NTKGAP_NUMBA_THREADS`` on the workers overrides it).
+        LocalCluster size (default: one worker per core, one thread each). On worker processes each
+        task runs numba with one thread; with ``scheduler="threads"`` with every core, since numba
+        holds the GIL and the tasks of one process compute one at a time (a second thread then
+        overlaps one block's write with the next block's computation).
+        ``NTKGAP_NUMBA_THREADS`` (on the workers) overrides both.
     progress
         Show a progress bar over the blocks on stderr.
     **network
@@ -196,13 +199,14 @@ def kernel_matrix(
 
         prefix = task_prefix(km.path, identity)
         b2 = a1 if symmetric else a2
+        numba_threads = _in_process_numba_threads() if scheduler == "threads" else None
 
         def submit(client, b: Block):
             diagonal = symmetric and b.i == b.j
             rows = a1[km.rows(b.i)]
             cols = None if diagonal else b2[km.cols(b.j)]
             return client.submit(compute_block, km, b.i, b.j, rows, cols, network, symmetric and not diagonal,
-                                 key=f"{prefix}-block-{b.key}", pure=False)
+                                 numba_threads, key=f"{prefix}-block-{b.key}", pure=False)
 
         def record(b: Block, stats: Mapping[str, Any]) -> None:
             peak_rss[stats["worker"]] = max(peak_rss.get(stats["worker"], 0), stats["peak_rss"])
@@ -222,11 +226,14 @@ def kernel_matrix(
 
 
 def compute_block(km: KernelMatrixStore, i: int, j: int, rows: np.ndarray, cols: np.ndarray | None,
-                  network: Mapping[str, Any], mirror: bool) -> dict[str, Any]:
-    """One block on a Dask worker: compute it, write it (and its mirror), flush, flag it done."""
+                  network: Mapping[str, Any], mirror: bool, numba_threads: int | None = None) -> dict[str, Any]:
+    """One block on a Dask worker: compute it, write it (and its mirror), flush, flag it done.
+
+    ``numba_threads`` None: :func:`~compare._sweep.threads_per_task` (one, or
+    ``NTKGAP_NUMBA_THREADS``)."""
     import ntktheory
 
-    threads = threads_per_task("NTKGAP_NUMBA_THREADS")
+    threads = numba_threads or threads_per_task("NTKGAP_NUMBA_THREADS")
     if threads is not None:
         import numba
 
@@ -248,6 +255,15 @@ def compute_block(km: KernelMatrixStore, i: int, j: int, rows: np.ndarray, cols:
     except (ImportError, ValueError):
         worker = "local"
     return {"worker": worker, "peak_rss": peak_rss_bytes(), "compute": computed - start, "write": written - computed}
+
+
+def _in_process_numba_threads() -> int:
+    """Numba threads per task on a LocalCluster of threads: all of numba's (``NTKGAP_NUMBA_THREADS``)."""
+    import os
+
+    import numba
+
+    return int(os.environ.get("NTKGAP_NUMBA_THREADS", numba.config.NUMBA_NUM_THREADS))
 
 
 def peak_rss_bytes() -> int:
