@@ -17,7 +17,9 @@ store of another configuration is refused with what differs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import sys
@@ -200,6 +202,11 @@ def kernel_matrix(
         prefix = task_prefix(km.path, identity)
         b2 = a1 if symmetric else a2
         numba_threads = _in_process_numba_threads() if scheduler == "threads" else None
+        # BLAS rounds the last bit differently with one thread and with several (it splits the Gram
+        # products), and Dask starts worker processes with one (OPENBLAS_NUM_THREADS=1): one BLAS
+        # thread everywhere makes a block independent of the worker that ran it. Here, for
+        # scheduler="threads", around the whole run (the tasks share this process's BLAS).
+        blas = _blas().limit(limits=1, user_api="blas") if scheduler == "threads" else contextlib.nullcontext()
 
         def submit(client, b: Block):
             diagonal = symmetric and b.i == b.j
@@ -213,10 +220,11 @@ def kernel_matrix(
             for part in seconds:
                 seconds[part] += stats[part]
 
-        n_lost = run_on_cluster(pending, submit, record, name=lambda b: b.key, scheduler=scheduler,
-                                n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress,
-                                total=len(blocks), desc=f"kernel {n1}x{n2}", unit="block", window_per_thread=2,
-                                lost=(KilledWorker, CancelledError, CommClosedError))
+        with blas:
+            n_lost = run_on_cluster(pending, submit, record, name=lambda b: b.key, scheduler=scheduler,
+                                    n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress,
+                                    total=len(blocks), desc=f"kernel {n1}x{n2}", unit="block", window_per_thread=2,
+                                    lost=(KilledWorker, CancelledError, CommClosedError))
     result = KernelMatrixResult(None, km.path, len(blocks), len(blocks) - len(pending), len(pending) - n_lost,
                                 n_lost, peak_rss, seconds)
     if not n_lost:
@@ -238,6 +246,8 @@ def compute_block(km: KernelMatrixStore, i: int, j: int, rows: np.ndarray, cols:
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if numba_threads is None and threads is not None:  # a worker process: BLAS as on any Dask worker
+        _single_threaded_blas()
     start = time.perf_counter()
     # Dask may hand over the inputs as views into its message frames, not 8-byte aligned; numpy then
     # multiplies them without BLAS and rounds differently. Aligned copies make a block independent
@@ -255,6 +265,19 @@ def compute_block(km: KernelMatrixStore, i: int, j: int, rows: np.ndarray, cols:
     except (ImportError, ValueError):
         worker = "local"
     return {"worker": worker, "peak_rss": peak_rss_bytes(), "compute": computed - start, "write": written - computed}
+
+
+@functools.cache
+def _blas():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@functools.cache
+def _single_threaded_blas() -> None:
+    """One BLAS thread in this (worker) process from now on, whatever its environment said."""
+    _blas().limit(limits=1, user_api="blas")  # applied at once, kept: this process is a worker
 
 
 def _in_process_numba_threads() -> int:

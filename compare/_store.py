@@ -12,6 +12,19 @@ A task's group is first written to ``tasks/.tmp-<key>-<pid>-<n>`` and then renam
 ``tasks/<key>``: a rename within one file system is atomic, so a group under its final name is
 always complete, whatever happens to the writer (Ctrl-C, kill -9, a full disk). The presence of
 ``tasks/<key>`` is the completion marker.
+
+The kernel-matrix store (:class:`KernelMatrixStore`, written by :func:`compare.kernel_matrix`)::
+
+    STORE/                  root group; attrs hold provenance, the configuration, its identity
+                            (``ntkgap_kernel_matrix``) and ``complete`` (0 until every block is in)
+    STORE/nngp/, STORE/ntk/ (N1, N2) float64 arrays on ("x1", "x2"), one chunk per B x B block,
+                            uncompressed, NaN where a block is not written yet
+    STORE/block_done/       bool (nb1, nb2) on ("x1_block", "x2_block"), one chunk per flag
+
+A worker writes a block's chunks (Zarr writes each aside and renames it into place), fsyncs them,
+and only then sets the block's flag: a set flag always means complete, durable data, and a block
+without one is recomputed on the next run, whatever its chunks hold. Both kinds of store share
+:func:`check_identity`: a store written by another configuration is refused, saying what differs.
 """
 
 from __future__ import annotations

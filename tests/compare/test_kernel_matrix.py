@@ -25,6 +25,12 @@ TANH = dict(activation="tanh", depth=3, sigma_w=1.5, sigma_b=0.1)
 RELU = dict(activation="relu", depth=3, sigma_w=1.4, sigma_b=0.1)
 
 
+@pytest.fixture(autouse=True)
+def _one_numba_thread(monkeypatch):
+    """Tiny blocks: numba's thread start-up per parallel region would cost more than the arithmetic."""
+    monkeypatch.setenv("NTKGAP_NUMBA_THREADS", "1")
+
+
 def _blocked(x1, x2=None, *, store, block_size, **network):
     return kernel_matrix(x1, x2, store=store, block_size=block_size, scheduler="threads", n_workers=1,
                          progress=False, **network)

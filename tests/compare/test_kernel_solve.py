@@ -15,6 +15,12 @@ NET = dict(activation="relu", depth=2, sigma_w=1.4, sigma_b=0.1)
 N, M, D, B = 47, 13, 24, 10
 
 
+@pytest.fixture(autouse=True)
+def _one_numba_thread(monkeypatch):
+    """Tiny blocks: numba's thread start-up per parallel region would cost more than the arithmetic."""
+    monkeypatch.setenv("NTKGAP_NUMBA_THREADS", "1")
+
+
 def _store(x1, x2, path, **network):
     kernel_matrix(x1, x2, store=path, block_size=B, scheduler="threads", n_workers=1, progress=False, **network)
     return path
