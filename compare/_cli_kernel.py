@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Infinite-width NNGP and NTK (ntktheory.kernels) of a fully-connected network for "
                     "inputs in .npy files; without --inputs, a built-in example on the sphere with a "
                     "printed table. --out K.nc computes in memory; --out K.zarr computes block by block as "
-                    "Dask tasks (a LocalCluster, or --scheduler ADDRESS), each worker writing its blocks "
+                    "Dask tasks (a LocalCluster, or --scheduler ADDRESS), each task writing its block "
                     "into the chunked store: memory bounded by the block size, not by N. For a symmetric "
                     "kernel (no --inputs2) only blocks on and above the diagonal are computed and mirrored. "
                     "Interrupted? Run the same command again: finished blocks are kept, the rest computed. "
@@ -45,16 +45,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"with --out .zarr: block (and Zarr chunk) edge B; a worker holds ~10 B^2 float64 values "
                         f"(default {DEFAULT_BLOCK_SIZE})")
     p.add_argument("--scheduler", default=None,
-                   help="with --out .zarr: dask.distributed scheduler ADDRESS, e.g. tcp://host:8786 (default: a "
-                        "LocalCluster of worker processes; 'threads' for one of threads in this process)")
+                   help="with --out .zarr: 'threads' (default): a LocalCluster of threads in this process, numba "
+                        "using every core for each block while a second thread writes the previous one; "
+                        "'processes': a LocalCluster of worker processes, one numba thread per block; or a "
+                        "dask.distributed scheduler ADDRESS, e.g. tcp://host:8786")
     p.add_argument("--workers", type=int, default=None,
-                   help="with --out .zarr: LocalCluster workers (default: one per core)")
-    p.add_argument("--threads-per-worker", type=int, default=1,
-                   help="with --out .zarr: LocalCluster threads per worker (default 1). Numba uses one thread per "
-                        "block on worker processes, all cores with --scheduler threads (NTKGAP_NUMBA_THREADS "
-                        "overrides). On a machine with few cores, '--scheduler threads --threads-per-worker 2' "
-                        "is fastest: no worker processes to start, and one block's write overlaps the next "
-                        "block's computation (bench/README.md)")
+                   help="with --out .zarr: LocalCluster workers (default: 1 for threads, one per core for processes)")
+    p.add_argument("--threads-per-worker", type=int, default=None,
+                   help="with --out .zarr: LocalCluster threads per worker (default: 2 for threads, 1 for "
+                        "processes); NTKGAP_NUMBA_THREADS sets numba's threads per block")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 

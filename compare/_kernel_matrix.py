@@ -89,7 +89,7 @@ def kernel_matrix(
     block_size: int,
     scheduler: str | None = None,
     n_workers: int | None = None,
-    threads_per_worker: int = 1,
+    threads_per_worker: int | None = None,
     progress: bool = True,
     **network: Any,
 ) -> KernelMatrixResult:
@@ -111,15 +111,16 @@ def kernel_matrix(
         Edge B of the blocks (and of the Zarr chunks). A worker holds about 10 B^2 float64 values
         at a time, independent of N; a block writes 16 B^2 bytes (32 B^2 when mirrored).
     scheduler
-        None or ``"processes"``: a LocalCluster of worker processes on this machine;
-        ``"threads"``: one of threads in this process; otherwise the address of a running
-        ``dask.distributed`` scheduler (as ``ntkgap run --scheduler``).
+        None or ``"threads"`` (default): a LocalCluster of threads in this process. Each block's
+        ``ntktheory.kernels`` runs numba on every core (``NTKGAP_NUMBA_THREADS`` overrides); numba
+        holds the GIL, so blocks compute one at a time, and a second thread writes one block while
+        the next is computed. Nothing to start, nothing to pickle: the fastest on one machine
+        (bench/README.md). ``"processes"``: a LocalCluster of worker processes, one numba thread per
+        task. Otherwise the address of a running ``dask.distributed`` scheduler (as ``ntkgap run
+        --scheduler``), one numba thread per task (``NTKGAP_NUMBA_THREADS`` on the workers overrides).
     n_workers, threads_per_worker
-        LocalCluster size (default: one worker per core, one thread each). On worker processes each
-        task runs numba with one thread; with ``scheduler="threads"`` with every core, since numba
-        holds the GIL and the tasks of one process compute one at a time (a second thread then
-        overlaps one block's write with the next block's computation).
-        ``NTKGAP_NUMBA_THREADS`` (on the workers) overrides both.
+        LocalCluster size: for threads 1 worker of 2 threads, for processes one worker per core of
+        1 thread each, by default.
     progress
         Show a progress bar over the blocks on stderr.
     **network
@@ -193,6 +194,13 @@ def kernel_matrix(
     peak_rss: dict[str, int] = {}
     seconds = {"compute": 0.0, "write": 0.0}
     n_lost = 0
+    if scheduler is None:
+        scheduler = "threads"
+    if scheduler == "threads":
+        n_workers = 1 if n_workers is None else n_workers
+        threads_per_worker = 2 if threads_per_worker is None else threads_per_worker
+    elif threads_per_worker is None:
+        threads_per_worker = 1
     if pending:
         from concurrent.futures import CancelledError
 

@@ -98,8 +98,8 @@ def predict_from_store(
     rtol
         CG: stop when |Y - (K + r I) alpha| <= rtol |Y| for every output column.
     max_iterations
-        CG: most iterations (default N, CG's exact-arithmetic bound); a solve that stops there
-        above ``rtol`` warns.
+        CG: most iterations (default max(N, 100): N is CG's exact-arithmetic bound, which rounding
+        can stretch on small problems); a solve that stops there above ``rtol`` warns.
     **network
         With ``x_test``: the arguments of :func:`ntktheory.kernels` the store was computed with.
 
@@ -171,7 +171,7 @@ def predict_from_store(
                          f"got shape {y.shape!r}.")
     y2 = y.reshape(n, -1)
     if max_iterations is None:
-        max_iterations = n
+        max_iterations = max(n, 100)
     if isinstance(max_iterations, (bool, np.bool_)) or not isinstance(max_iterations, (int, np.integer)) \
             or max_iterations < 1:
         raise ValueError(f"`max_iterations` must be a positive integer or None; got {max_iterations!r}.")

@@ -245,7 +245,8 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_store(tmp_path):
     np.save(tmp_path / "x.npy", x)
     store = tmp_path / "K.zarr"
     argv = ["kernel", "--inputs", str(tmp_path / "x.npy"), "--activation", "relu", "--depth", "3", "--sigma-w", "1.4",
-            "--sigma-b", "0.1", "--out", str(store), "--block-size", "12", "--workers", "1", "--no-progress"]
+            "--sigma-b", "0.1", "--out", str(store), "--block-size", "12", "--scheduler", "processes",
+            "--workers", "1", "--no-progress"]
     nb = 8
     total = nb * (nb + 1) // 2
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER, *argv], start_new_session=True,
