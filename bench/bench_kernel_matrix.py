@@ -69,8 +69,6 @@ def _gib(n: float) -> str:
 
 # --------------------------------------------------------------------------------------------- baseline
 def baseline_child(args: argparse.Namespace) -> None:
-    import resource
-
     import ntktheory
 
     x = np.load(args.inputs)[: args.n]
@@ -80,7 +78,7 @@ def baseline_child(args: argparse.Namespace) -> None:
         t = time.perf_counter()
         ntktheory.kernels(x, activation="relu", depth=3)
         times.append(time.perf_counter() - t)
-    print(json.dumps({"seconds": min(times), "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    print(json.dumps({"seconds": min(times), "peak": _vmhwm(os.getpid())}))
 
 
 def baseline(inputs: Path, n: int) -> dict:
@@ -258,15 +256,13 @@ def _chunk_stamps(store: Path, block_size: int, n: int) -> dict:
 
 # -------------------------------------------------------------------------------------------- regression
 def cg_child(args: argparse.Namespace) -> None:
-    import resource
-
     import compare
 
     x = np.load(args.inputs)
     rng = np.random.default_rng(1)
     y = np.sin(x @ (rng.standard_normal(x.shape[1]) / np.sqrt(x.shape[1])))
     x_test = rng.standard_normal((500, x.shape[1]))
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss0 = _vmhwm(os.getpid())
     t = time.perf_counter()
     fit = compare.predict_from_store(args.store, y, x_test=x_test, x_train=x, kernel="ntk", rtol=args.rtol,
                                      activation="relu", depth=3)
@@ -274,7 +270,7 @@ def cg_child(args: argparse.Namespace) -> None:
     np.save(Path(args.store).parent / "cg_mean.npy", fit["mean"].values[:, 0])
     print(json.dumps({"seconds": seconds, "iterations": fit.attrs["iterations"],
                       "residual": fit.attrs["relative_residual"], "rss_before": rss0,
-                      "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                      "peak": _vmhwm(os.getpid())}))
 
 
 def regression(store: Path, inputs: Path, rtol: float) -> dict:
@@ -435,7 +431,8 @@ def report(args, names, runs, base, per_entry, block_err, kills, same, cg, n_blo
             "",
             f"kill -9 ({name}): SIGKILL of the command's whole process group after {k['flagged']} of {n_blocks} "
             f"blocks ({k['first']['wall']:.1f} s); the same command again: {k['second']['reused']} blocks reused, "
-            f"{k['second']['computed']} computed, {k['second']['wall']:.1f} s; chunk files of the finished blocks "
+            f"{k['second']['computed']} computed, {k['second']['wall']:.1f} s (peak RSS "
+            f"{', '.join(f'{label} {_gib(p)}' for label, p in k['second']['peaks'])} GiB); chunk files of the finished blocks "
             f"untouched (inode and mtime): {k['untouched']}; store bit-identical to the uninterrupted one: "
             f"{k['identical']}; half-written chunk files left: {k['partials']}.",
         ]
@@ -460,7 +457,8 @@ NOTES = (
     "before and after the blocked runs in fresh processes; its per-entry cost t / N^2, scaled to N = 12000, is "
     "the reference (the in-memory N = 12000 computation itself needs the 2.1 GiB of results plus its working "
     "arrays). The blocked times are the whole `ntkgap kernel` command, imports, cluster start and shutdown "
-    "included. Peak memory is each process's VmHWM, polled every 0.1 s. The machine is shared; load averages are "
+    "included. Peak memory is each process's VmHWM (polled every 0.1 s; not getrusage, whose ru_maxrss "
+    "carries the parent's size across fork and exec). The machine is shared; load averages are "
     "printed with the run.\n\n"
     "Why threads are the default. The two cores of this machine give little parallel throughput: two processes "
     "computing a 1500 x 1500 block at once each took twice as long as one alone (and pure-Python loops ran 1.3x "

@@ -298,7 +298,18 @@ def _in_process_numba_threads() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far, in bytes."""
+    """Peak resident memory of this process so far, in bytes.
+
+    Linux: VmHWM of /proc/self/status. Not ``getrusage``: its ``ru_maxrss`` survives ``exec`` and
+    so starts at the parent's resident size for a process started by fork and exec.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows
