@@ -432,7 +432,8 @@ def report(args, names, runs, base, per_entry, block_err, kills, same, cg, n_blo
             f"kill -9 ({name}): SIGKILL of the command's whole process group after {k['flagged']} of {n_blocks} "
             f"blocks ({k['first']['wall']:.1f} s); the same command again: {k['second']['reused']} blocks reused, "
             f"{k['second']['computed']} computed, {k['second']['wall']:.1f} s (peak RSS "
-            f"{', '.join(f'{label} {_gib(p)}' for label, p in k['second']['peaks'])} GiB); chunk files of the finished blocks "
+            f"{', '.join(f'{label} {_gib(p)}' for label, p in k['second']['peaks'])} GiB); chunk files of the "
+            f"finished blocks "
             f"untouched (inode and mtime): {k['untouched']}; store bit-identical to the uninterrupted one: "
             f"{k['identical']}; half-written chunk files left: {k['partials']}.",
         ]
