@@ -166,7 +166,7 @@ def test_tail_bound_is_rigorous_for_the_truncation():
     """The bound |c|^(K+1) sqrt(T_a T_b) dominates the actual truncation error at every K."""
     q = np.array([9.0])
     z, h = _quadrature._hermite_rule(_quadrature._grid_panels(9.0, 512), 512)
-    a = _quadrature._coefficients(TANH.dphi, q, z, h)[0]
+    a = _quadrature._coefficients(lambda x: [TANH.dphi(x)], q, z, h)[0][0, 0]
     m2 = float(expect([TANH.dphi, TANH.dphi], q)[0])
     c = 0.97
     full = float(bivariate_expectation(TANH.dphi, TANH.dphi, 9.0, 9.0, 9.0 * c))
