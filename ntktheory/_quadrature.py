@@ -205,23 +205,6 @@ def _scalar_sums(idx1, idx2, c, coef1, coef2, ta, tb, tol, out, failed):
 _TILE = 64
 
 
-@njit(cache=True, inline="always")
-def _degree_for(ac, ta, tb_max, i, krow, tol):
-    """Smallest K <= krow with |c|^(K+1) sqrt(ta[p,i,K] tb_max[p,K]) <= tol for all p (krow if none)."""
-    if ac == 0.0:
-        return 0
-    logc = math.log(ac)
-    for k in range(krow + 1):
-        ok = True
-        for p in range(ta.shape[0]):
-            if math.exp((k + 1) * logc) * math.sqrt(ta[p, i, k] * tb_max[p, k]) > tol:
-                ok = False
-                break
-        if ok:
-            return k
-    return krow
-
-
 @njit(cache=True, parallel=True)
 def _plan_rows(c, ta, tb, tb_max, krow, tol, symmetric, irregular, degree):
     """Per row: mark pairs whose bound fails at degree krow (irregular), and per tile of
@@ -233,6 +216,7 @@ def _plan_rows(c, ta, tb, tb_max, krow, tol, symmetric, irregular, degree):
     n1, n2 = c.shape
     npairs = ta.shape[0]
     ntiles = degree.shape[1]
+    tb_max_rows = tb_max.reshape(npairs, 1, tb_max.shape[1])  # one "column" holding the largest tails
     for r in prange(n1):
         i = np.int64(r)
         j0 = i + 1 if symmetric else np.int64(0)
@@ -262,7 +246,8 @@ def _plan_rows(c, ta, tb, tb_max, krow, tol, symmetric, irregular, degree):
                 irregular[i, j] = bad
                 if not bad and ac > tile_max:
                     tile_max = ac
-            degree[i, t] = _degree_for(tile_max, ta, tb_max, i, krow, tol) if hi > lo else 0
+            deg = _pair_degree(tile_max, ta, tb_max_rows, i, 0, krow, tol) if hi > lo else 0
+            degree[i, t] = deg if deg >= 0 else krow
 
 
 @njit(cache=True, parallel=True)
