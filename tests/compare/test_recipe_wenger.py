@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import scipy.linalg
 import torch
 import xarray as xr
 
@@ -251,14 +250,16 @@ def test_paper_claims_use_their_own_verdict_words_in_the_report(tmp_path) -> Non
     claims = [wdk.PaperClaim("p", "q", 1.0, 0.1, "c", True), wdk.PaperClaim("p", "q", 1.0, None, "c", None),
               Claim("[toolkit check] t", "q", 1.0, None, "c", False)]
     assert [c.verdict for c in claims] == ["reproduced", "inconclusive", "not held"]
-    assert verdict_counts(claims) == "1 reproduced, 0 not reproduced, 1 inconclusive; 0 held, 1 not held, 0 not testable"
+    counts = "1 reproduced, 0 not reproduced, 1 inconclusive; 0 held, 1 not held, 0 not testable"
+    assert verdict_counts(claims) == counts
     text = write_report(tmp_path / "r.md", title="T", reference="R", summary="S", claims=claims).read_text()
-    assert "**1 reproduced, 0 not reproduced, 1 inconclusive; 0 held, 1 not held, 0 not testable**" in text
+    assert f"**{counts}**" in text
     assert "| 1 | p | q | 1 ± 0.1 | c | **reproduced** |" in text
 
 
 # ---------------------------------------------------------------- the recipe's analysis on a synthetic dataset
-def _synthetic(*, drift: float, ngd_its: int, regret_gap: float, short_slope: float, converged_slope: float) -> xr.Dataset:
+def _synthetic(*, drift: float, ngd_its: int, regret_gap: int, short_slope: float,
+               converged_slope: float) -> xr.Dataset:
     """A dataset shaped like the experiment's, with chosen answers: Jacobian drift (C = 3 drift / sqrt(lambda)
     with lambda = 1), NGD reaching 1% after ``ngd_its`` iterations, the NTK policy's extra regret, and
     forgetting slopes against log2(width)."""
@@ -348,3 +349,40 @@ def test_analysis_reports_the_known_answers(tmp_path) -> None:
     assert bandit.verdict == "not reproduced" and bandit.value == pytest.approx(-15.0)
     short, converged = (c for c in claims if c.statement.startswith("Continual"))
     assert short.verdict == "inconclusive" and converged.verdict == "not reproduced"
+
+
+# ---------------------------------------------------------------- the recipe at the tiny scale
+def test_tiny_run_reports_the_three_experiments_with_paper_and_toolkit_rows(tmp_path, capsys) -> None:
+    from compare.recipes import run_recipe
+
+    result = run_recipe(wdk.NAME, scale="tiny", out=tmp_path, threads=1)
+    err = capsys.readouterr().err
+    cfg = wdk.RECIPE.config("tiny")
+    # progress: one line per task of each part, counting down to 0 left
+    for part, key in [("part 1/3 optimisation", "optimisation"), ("part 2/3 bandit", "bandit"),
+                      ("part 3/3 continual learning", "continual")]:
+        c = cfg[key]
+        n = len(c["depths"]) * len(c["widths"]) * c["seeds"] * {
+            "optimisation": len(c.get("parameterizations", [])), "bandit": len(wdk.POLICIES),
+            "continual": len(c.get("parameterizations", [])) * len(wdk.REGIMES)}[key]
+        assert f"{part} {n}/{n} (" in err and f"{part} 1/{n} (" in err
+    ds = xr.open_dataset(result.dataset)
+    # every measured quantity of every part is finite where its part ran
+    for var in ("opt_lambda_min", "opt_du_ratio", "opt_drift", "opt_ngd_loss", "bandit_regret", "cl_accuracy"):
+        assert np.isfinite(ds[var]).any(), var
+    assert (ds["opt_lambda_min"] > 0).all()  # N < P: the empirical Gram is full rank
+    assert set(np.unique(ds["bandit_regret"].values[np.isfinite(ds["bandit_regret"].values)])) <= {0.0, 1.0}
+    acc = ds["cl_accuracy"].values
+    assert ((acc[np.isfinite(acc)] >= 0) & (acc[np.isfinite(acc)] <= 1)).all()
+    # the paper's claims use reproduced / not reproduced / inconclusive; this toolkit's checks are labelled
+    paper = [c for c in result.claims if not c.statement.startswith("[toolkit check]")]
+    toolkit = [c for c in result.claims if c.statement.startswith("[toolkit check]")]
+    n_opt = len(cfg["optimisation"]["parameterizations"])
+    n_cl = len(cfg["continual"]["parameterizations"]) * len(cfg["continual"]["depths"])
+    assert [c.statement.split(":")[0] for c in paper] == (["Optimisation"] * 3 * n_opt + ["Uncertainty"]
+                                                           + ["Continual learning"] * 2 * n_cl)
+    assert all(c.verdict in ("reproduced", "not reproduced", "inconclusive") for c in paper)
+    assert len(toolkit) == 1 + 2 * n_opt and all(c.verdict in ("held", "not held", "not testable") for c in toolkit)
+    assert all(math.isfinite(c.value) for c in result.claims)
+    assert [f.name for f in result.figures] == ["wenger_optimisation.png", "wenger_bandit.png",
+                                                "wenger_continual.png"]
