@@ -45,14 +45,15 @@ def test_gauss_newton_step_equals_a_dense_least_squares_solve(damping) -> None:
     rng = np.random.default_rng(0)
     J, r = rng.standard_normal((5, 12)), rng.standard_normal(5)
     step = J.T @ gauss_newton_coefficients(J @ J.T, r, damping=damping)
-    # (J^T J + delta I) s = J^T r, i.e. least squares on [J; sqrt(delta) I] s = [r; 0]
+    # (J^T J + delta I) s = J^T r, i.e. least squares on [J; sqrt(delta) I] s = [r; 0] in the 12
+    # parameters; with delta = 0 lstsq returns the minimum-norm solution of the underdetermined J s = r
     dense = np.linalg.lstsq(np.vstack([J, math.sqrt(damping) * np.eye(12)]), np.concatenate([r, np.zeros(12)]),
                             rcond=None)[0]
-    if damping == 0:
-        dense = np.linalg.pinv(J) @ r  # the minimum-norm solution
     np.testing.assert_allclose(step, dense, rtol=RTOL["solve"], atol=1e-12)
-    np.testing.assert_allclose(step, np.linalg.solve(J.T @ J + damping * np.eye(12), J.T @ r) if damping else dense,
-                               rtol=1e-8)
+    if damping:
+        np.testing.assert_allclose(step, np.linalg.solve(J.T @ J + damping * np.eye(12), J.T @ r), rtol=1e-8)
+    else:
+        np.testing.assert_allclose(J @ step, r, rtol=RTOL["solve"])  # solves the linearised problem exactly
 
 
 def test_gauss_newton_coefficients_refuse_bad_shapes_and_damping() -> None:
