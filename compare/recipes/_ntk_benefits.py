@@ -149,6 +149,8 @@ def stability_constant(drift_spectral: float, lambda_min: float) -> float:
     >>> stability_constant(0.1, 4.0)
     0.15000000000000002
     """
+    if math.isnan(lambda_min) or math.isnan(drift_spectral):
+        return math.nan  # not measured (e.g. a width only another part ran)
     if not lambda_min > 0:
         return math.inf
     return 3.0 * drift_spectral / math.sqrt(lambda_min)

@@ -132,6 +132,7 @@ def test_a_model_linear_in_its_parameters_never_drifts_and_ngd_meets_the_kernel_
 def test_condition_helpers_on_known_values() -> None:
     assert stability_constant(1.0, 36.0) == pytest.approx(0.5)
     assert stability_constant(1.0, 0.0) == math.inf
+    assert math.isnan(stability_constant(math.nan, math.nan))  # not measured: NaN, never inf
     assert du_condition_ratio(np.diag([1.0, 2.0]), np.diag([2.0, 2.0])) == pytest.approx(0.5)
     assert iterations_to_threshold([4.0, 2.0, 1.0], 0.5) != iterations_to_threshold([4.0, 2.0, 1.0], 0.5)  # NaN
     assert kernel_regime_ngd_iterations(0.8, 1e-2) == 2.0  # 0.04 per step
