@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["Claim", "judge_band", "judge_below", "judge_interval", "judge_threshold", "write_report"]
+__all__ = [
+    "VERDICT_GROUPS", "Claim", "judge_band", "judge_below", "judge_interval", "judge_threshold", "verdict_counts",
+    "write_report",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +110,6 @@ def write_report(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    counts = {v: sum(c.verdict == v for c in claims) for v in ("held", "not held", "not testable")}
     lines = [
         f"# {title}",
         "",
@@ -115,8 +117,7 @@ def write_report(
         "",
         summary.strip(),
         "",
-        f"**{counts['held']} held, {counts['not held']} not held, {counts['not testable']} not testable** "
-        f"(generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}).",
+        f"**{verdict_counts(claims)}** (generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}).",
         "",
         "| # | claim | measured | value | criterion | verdict |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -142,6 +143,33 @@ def write_report(
         lines += ["", "## Configuration", "", "```json", json.dumps(configuration, indent=2, default=str), "```"]
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path
+
+
+#: Verdict vocabularies, each in report order: a check's (:class:`Claim`) and a paper claim's
+#: (reproduced / not reproduced / inconclusive, for claims whose ``verdict`` uses those words).
+VERDICT_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("reproduced", "not reproduced", "inconclusive"),
+    ("held", "not held", "not testable"),
+)
+
+
+def verdict_counts(claims: Sequence[Claim]) -> str:
+    """The report's count line: "2 held, 1 not held, 0 not testable", one group per vocabulary in use.
+
+    A vocabulary appears when at least one claim uses it; with no claims (or only the default
+    words) the line is the held / not held / not testable one.
+
+    Examples
+    --------
+    >>> verdict_counts([Claim("s", "q", 1.0, None, "c", True), Claim("s", "q", 1.0, None, "c", None)])
+    '1 held, 0 not held, 1 not testable'
+    """
+    used = {c.verdict for c in claims}
+    groups = [g for g in VERDICT_GROUPS if used & set(g)] or [VERDICT_GROUPS[-1]]
+    known = {v for g in VERDICT_GROUPS for v in g}
+    parts = [", ".join(f"{sum(c.verdict == v for c in claims)} {v}" for v in g) for g in groups]
+    parts += [f"{sum(c.verdict == v for c in claims)} {v}" for v in sorted(used - known)]
+    return "; ".join(parts)
 
 
 def judge_band(value: float, half_width: float, low: float, high: float, *, max_half_width: float) -> bool | None:
