@@ -1035,7 +1035,7 @@ RECIPE = register(Recipe(
                               lr_factor=0.5),
             bandit=dict(depths=[1], widths=[32, 128, 512], seeds=3, rounds=600, retrain_every=100, train_steps=50,
                         lr_factor=0.5, noise=0.1, delta=0.1, lam=1.0),
-            continual=dict(parameterizations=["ntk", "standard"], depths=[1], widths=[32, 128, 512, 1024], seeds=3,
+            continual=dict(parameterizations=["ntk", "standard"], depths=[1], widths=[32, 64, 128, 256, 512], seeds=3,
                            tasks=5, n_train=200, n_test=300, short_steps=20, max_steps=3000, lr_factor=0.5),
         ),
         "paper": dict(
