@@ -165,7 +165,7 @@ def train(
     x_train, y_train
         Inputs (N, d); targets (N, k) or (N,) for MSE, integer labels (N,) for cross-entropy.
     steps
-        Number of updates.
+        Number of updates, >= 1.
     lr, lr_factor
         Exactly one: an absolute learning rate, or a factor of the critical rate
         ``2 N / lambda_max(Theta_0)`` (see :func:`critical_learning_rate`).
@@ -218,7 +218,12 @@ def train(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
-    steps = check_int("steps", steps, minimum=0)
+    steps = check_int("steps", steps)
+    if steps < 1:
+        raise ValueError(
+            f"`steps` must be an integer >= 1 (the number of updates); got {steps!r}. To measure the network at "
+            "initialisation without training, call empirical.ntk / empirical.nngp on it."
+        )
     loss = check_choice("loss", loss, LOSSES)
     if (lr is None) == (lr_factor is None):
         raise ValueError(

@@ -136,7 +136,7 @@ def expect(
     --------
     >>> from ntktheory.activations import get_activation
     >>> relu = get_activation("relu")
-    >>> float(expect([relu.phi, relu.phi], 2.0))  # E[relu(u)^2] = q / 2
+    >>> round(float(expect([relu.phi, relu.phi], 2.0)), 12)  # E[relu(u)^2] = q / 2
     1.0
     >>> tanh = get_activation("tanh")
     >>> round(float(expect([tanh.phi, tanh.phi], 1.0)), 12)
