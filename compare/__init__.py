@@ -1,7 +1,10 @@
 """compare: theory and finite networks side by side (datasets, gap metrics, sweeps, figures, CLI).
 
-Importing it registers the ``Dataset.ntkgap`` accessor.
+Importing it registers the ``Dataset.ntkgap`` accessor. The recipes (:mod:`compare.recipes`) are
+imported on first use, so ``import compare`` then ``compare.recipes.run_recipe(...)`` works.
 """
+
+import importlib as _importlib
 
 from . import _accessor  # noqa: F401  (registers Dataset.ntkgap)
 from ._config import ConfigError, DataSpec, InitPoint, SweepConfig, TrainingSpec, load_sweep
@@ -54,6 +57,7 @@ __all__ = [
     "normalize_to_sphere",
     "plan_tasks",
     "provenance_attrs",
+    "recipes",
     "relative_frobenius",
     "relative_kernel_change",
     "relative_variance",
@@ -63,3 +67,10 @@ __all__ = [
     "width_scaling_exponent",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``compare.recipes`` on first access (it imports torch-based experiments, which ``import compare`` avoids)."""
+    if name == "recipes":
+        return _importlib.import_module(".recipes", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
