@@ -32,20 +32,30 @@ __all__ = [
 ArrayLike = Any
 
 
-def _kernel_op(func, *kernels: ArrayLike, output_core_dims=((),)) -> Any:
-    """Apply ``func`` on the last two axes of numpy arrays, or on ("x1", "x2") of DataArrays."""
+def _kernel_op(func, *kernels: ArrayLike, output_core_dims=((),), numpy_only: bool = False) -> Any:
+    """Apply ``func`` on the last two axes of numpy arrays, or on ("x1", "x2") of DataArrays.
+
+    DataArrays may be Dask-backed (``xarray.open_zarr``): a ``func`` written with array functions
+    that Dask implements runs lazily on the Dask arrays; one that needs numpy (``numpy_only``, e.g.
+    ``eigvalsh``) runs block by block, each block holding whole kernels.
+    """
     if any(isinstance(k, xr.DataArray) for k in kernels):
         kernels = tuple(k if isinstance(k, xr.DataArray) else xr.DataArray(k, dims=KERNEL_DIMS) for k in kernels)
         for k in kernels:
             missing = [d for d in KERNEL_DIMS if d not in k.dims]
             if missing:
                 raise ValueError(f"kernel DataArray needs dims {KERNEL_DIMS!r}; {k.name!r} has {k.dims!r}.")
+        extra = {}
+        if numpy_only and any(k.chunks is not None for k in kernels):
+            sizes = {d: kernels[0].sizes["x1"] for dims in output_core_dims for d in dims}
+            extra = {"dask": "parallelized", "output_dtypes": [np.float64] * len(output_core_dims),
+                     "dask_gufunc_kwargs": {"allow_rechunk": True, "output_sizes": sizes}}
         return xr.apply_ufunc(
             func,
             *kernels,
             input_core_dims=[list(KERNEL_DIMS)] * len(kernels),
             output_core_dims=list(output_core_dims),
-            dask="allowed",
+            **({"dask": "allowed"} | extra),
         )
     arrays = [np.asarray(k, dtype=np.float64) for k in kernels]
     for a in arrays:
@@ -151,7 +161,7 @@ def diagonal_relative_variance(kernel: ArrayLike, dim: str | int = "seed") -> An
         if dim not in kernel.dims:
             raise ValueError(f"`dim` {dim!r} is not a dim of the kernel; dims are {kernel.dims!r}.")
         diag = xr.apply_ufunc(np.diagonal, kernel, input_core_dims=[list(KERNEL_DIMS)],
-                              output_core_dims=[["_point"]], kwargs={"axis1": -2, "axis2": -1})
+                              output_core_dims=[["_point"]], kwargs={"axis1": -2, "axis2": -1}, dask="allowed")
         return (diag.var(dim, ddof=1) / np.square(diag.mean(dim))).mean("_point")
     arr = np.asarray(kernel, dtype=np.float64)
     diag = np.diagonal(arr, axis1=-2, axis2=-1)
@@ -181,7 +191,7 @@ def eigenvalues(kernel: ArrayLike) -> Any:
     [3.0, 2.0, 1.0]
     """
     if isinstance(kernel, xr.DataArray):
-        out = _kernel_op(_eigvalsh, kernel, output_core_dims=(("eig",),))
+        out = _kernel_op(_eigvalsh, kernel, output_core_dims=(("eig",),), numpy_only=True)
         return out.assign_coords(eig=np.arange(out.sizes["eig"]))
     return _eigvalsh(np.asarray(kernel, dtype=np.float64))
 
@@ -205,7 +215,7 @@ def condition_number(kernel: ArrayLike) -> Any:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(lo > 0, ev[..., 0] / np.where(lo > 0, lo, 1.0), np.where(np.isnan(lo), np.nan, np.inf))
 
-    return _kernel_op(kappa, kernel)
+    return _kernel_op(kappa, kernel, numpy_only=True)
 
 
 def cka(kernel_a: ArrayLike, kernel_b: ArrayLike) -> Any:
@@ -396,6 +406,8 @@ def width_scaling_exponent(
         raise ValueError(f"`dim` {dim!r} is not a dim of `gap`; dims are {gap.dims!r}.")
     if not 0 < confidence < 1:
         raise ValueError(f"`confidence` must lie in (0, 1); got {confidence!r}.")
+    if gap.chunks is not None:  # Dask-backed (xarray.open_zarr): the fit needs every sample at once
+        gap = gap.compute()
     samples = [d for d in sample_dims if d in gap.dims]
     core = [dim, *samples]
     logx = np.log(gap[dim].astype(np.float64)).broadcast_like(gap)
