@@ -162,6 +162,13 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
     widths = ds.width.values.astype(float)
     fit = width_scaling_exponent(values) if ds.sizes["width"] >= 2 else None
     for ax, a in zip(axes, ds.activation.values):
+        panel = values.sel(activation=a)
+        if not bool((np.isfinite(panel) & (panel > 0)).any()):  # a partial sweep: nothing measured here yet
+            ax.text(0.5, 0.5, "no finished networks yet", transform=ax.transAxes, ha="center", va="center")
+            ax.set_title(f"{a}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         for ii, i in enumerate(ds.init.values):
             for jd, d in enumerate(ds.depth.values):
                 v = values.sel(activation=a, init=i, depth=d)

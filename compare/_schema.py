@@ -88,6 +88,11 @@ VARIABLE_ATTRS: dict[str, tuple[str, str, str]] = {
     "seed": ("seed", "1", "seed of the finite network's initialisation"),
     "step": ("gradient-descent step", "1", "training step of the snapshot"),
     "split": ("split", "", "'train' or 'test' for each point"),
+    "activation": ("activation", "", "the nonlinearity phi: a registry name or an expression in x"),
+    "init": ("initialisation", "", "name of the (sigma_w^2, sigma_b^2) initialisation"),
+    "architecture": ("architecture", "", "named architecture: fcn, cnn (Flatten readout) or cnn-gap"),
+    "x1": ("first point", "1", "index of the first point of a kernel entry (train points first)"),
+    "x2": ("second point", "1", "index of the second point of a kernel entry (train points first)"),
 }
 
 KERNEL_DIMS: tuple[str, str] = ("x1", "x2")
