@@ -16,6 +16,8 @@ from ._data import (
     normalize_to_sphere,
     sphere_points,
 )
+from ._kernel_matrix import KernelMatrixResult, kernel_matrix
+from ._kernel_solve import predict_from_store
 from ._metrics import (
     cka,
     condition_number,
@@ -37,6 +39,7 @@ __all__ = [
     "ConfigError",
     "DataSpec",
     "InitPoint",
+    "KernelMatrixResult",
     "StoreMismatchError",
     "SweepConfig",
     "SweepResult",
@@ -48,6 +51,7 @@ __all__ = [
     "diagonal_relative_variance",
     "eigenvalues",
     "function_distance",
+    "kernel_matrix",
     "kernel_regression_prediction",
     "load_cifar10",
     "load_digits",
@@ -56,6 +60,7 @@ __all__ = [
     "load_user_arrays",
     "normalize_to_sphere",
     "plan_tasks",
+    "predict_from_store",
     "provenance_attrs",
     "recipes",
     "relative_frobenius",
