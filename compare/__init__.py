@@ -32,7 +32,7 @@ from ._metrics import (
 )
 from ._schema import CONVENTIONS, provenance_attrs, theory_empirical_dataset
 from ._store import StoreMismatchError
-from ._sweep import SweepResult, Task, combine_results, plan_tasks, run_sweep
+from ._sweep import SweepResult, Task, combine_results, open_sweep_store, plan_tasks, run_sweep
 
 __all__ = [
     "CONVENTIONS",
@@ -59,6 +59,7 @@ __all__ = [
     "load_sweep",
     "load_user_arrays",
     "normalize_to_sphere",
+    "open_sweep_store",
     "plan_tasks",
     "predict_from_store",
     "provenance_attrs",

@@ -258,12 +258,12 @@ def kernel_regression_prediction(
     .. math:: f_t(x) = f_0(x) + \Theta(x, X)\,\Theta^{-1}\bigl(I - e^{-\eta \Theta t / N}\bigr)
               \bigl(Y - f_0(X)\bigr)
 
-    for the loss (1/2N) sum_i |f(x_i) - y_i|^2 over the N training points (that of
+    for the loss (1/2N) sum_i ``|f(x_i) - y_i|^2`` over the N training points (that of
     :func:`empirical.train`; Lee et al. 2019, arXiv:1902.06720, Eqs. 9-11). With ``f0_*`` None this
     is the mean over initialisations (f_0 drops out), i.e. the infinite-width kernel-regression
     predictor at time t (t = inf gives Theta(x, X) Theta^-1 Y). The mean is
     :func:`ntktheory.predict_from_kernels` with targets Y - f_0(X) (the prediction is linear in
-    them) and, for k outputs, its learning rate k eta (its loss is 1/(2 N k) |f - Y|^2).
+    them) and, for k outputs, its learning rate k eta (its loss is 1/(2 N k) ``|f - Y|^2``).
 
     Parameters
     ----------

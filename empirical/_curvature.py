@@ -148,7 +148,7 @@ def model_hessian_norm(
     Returns
     -------
     float
-        The largest |eigenvalue|.
+        The largest ``|eigenvalue|``.
 
     Examples
     --------

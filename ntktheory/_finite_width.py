@@ -27,8 +27,8 @@ Two results are implemented, each with its assumptions stated:
      every draw of the weights). In the NTK parameterisation with sigma_b = 0 the bias gradients
      vanish, so the relative dispersion does not depend on sigma_w^2 at all (THEORY.md).
    * In the standard parameterisation the infinite-width means of the two parts follow the
-     recursion of the README's conventions: weights W^1 = |x|^2, W^{l+1} = n E[phi^2] + a W^l; biases B^1 = 1,
-     B^{l+1} = 1 + a B^l, with q^1 = sigma_w^2 |x|^2 / d and q^{l+1} = a q^l.
+     recursion of the README's conventions: weights W^1 = ``|x|^2``, W^{l+1} = n E[phi^2] + a W^l; biases B^1 = 1,
+     B^{l+1} = 1 + a B^l, with q^1 = sigma_w^2 ``|x|^2`` / d and q^{l+1} = a q^l.
 
    Assumptions (leading order in 1/n, all terms driven by the same random backward pass): the
    weight part has Hanin & Nica's relative second moment exp(rate beta); the gradient with
@@ -137,7 +137,7 @@ def relu_ntk_mean_parts(
     width
         Hidden width n (enters the standard parameterisation).
     x_norm2, in_features
-        |x|^2 and the input dimension d.
+        ``|x|^2`` and the input dimension d.
     parameterization
         ``"standard"`` (trainable biases initialised at 0, as in the README's conventions) or ``"ntk"`` (sigma_b = 0:
         bias gradients are 0).

@@ -403,8 +403,8 @@ def predict_from_kernels(
         ``numpy.inf``), E_s = I - (I - eta Theta / (N k))^s; the result's dim is then ``step``.
         A learning rate beyond the stability limit 2 N k / lambda_max warns (the outputs then grow).
     learning_rate
-        eta > 0, for the loss 1/(2 N k) |f(X) - Y|^2 (neural-tangents' normalisation; the
-        loss (1/2N) sum_i |f(x_i) - y_i|^2 of :func:`empirical.train` corresponds to
+        eta > 0, for the loss 1/(2 N k) ``|f(X) - Y|^2`` (neural-tangents' normalisation; the
+        loss (1/2N) sum_i ``|f(x_i) - y_i|^2`` of :func:`empirical.train` corresponds to
         ``learning_rate = k * lr``). Unused by ``method="bayesian"``.
     diag_reg
         Diagonal regulariser r >= 0 of the train kernel, relative to its mean diagonal
