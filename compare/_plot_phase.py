@@ -91,8 +91,8 @@ def draw_phase_diagram(ds, ax, *, colorbar: bool = True, legend: bool = True):
     >>> from matplotlib.figure import Figure
     >>> ds = ntktheory.phase_diagram("relu", sigma_w2=np.linspace(0.5, 4, 30), sigma_b2=np.linspace(0, .3, 10))
     >>> ax = Figure().add_subplot()
-    >>> _ = draw_phase_diagram(ds, ax)
-    >>> ax.get_legend_handles_labels()[1]
+    >>> handles = draw_phase_diagram(ds, ax)
+    >>> [h.get_label() for h in handles]
     ['critical line $\\\\chi_1 = 1$', 'hatched: $q^*=\\\\infty$ (length diverges)']
     """
     from matplotlib import colors

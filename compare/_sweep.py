@@ -258,8 +258,27 @@ class SweepResult:
     n_lost: int
 
 
+class _DropSyncCancelRace(logging.Filter):
+    """Drop the traceback distributed's ``sync`` logs when Ctrl-C lands before its future exists.
+
+    Its ``cancel`` callback then raises ``NameError: cannot access free variable 'future'`` in the
+    event loop, which tornado logs with a traceback; the interrupt itself is handled as usual
+    (the cluster closes, finished tasks are kept), so the record says nothing to the user.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        race = isinstance(exc, NameError) and "'future'" in str(exc)
+        return not (race and "sync.<locals>.cancel" in record.getMessage())
+
+
+_SYNC_FILTER = _DropSyncCancelRace()
+
+
 def _make_client(scheduler: str | None, n_workers: int | None, threads_per_worker: int):
     from distributed import Client, LocalCluster
+
+    logging.getLogger("tornado.application").addFilter(_SYNC_FILTER)  # idempotent
 
     if scheduler in (None, "processes", "threads"):
         # Worker processes inherit an ignored SIGINT: Ctrl-C then interrupts this process alone, which

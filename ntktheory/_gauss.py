@@ -140,7 +140,7 @@ def expect(
     1.0
     >>> tanh = get_activation("tanh")
     >>> round(float(expect([tanh.phi, tanh.phi], 1.0)), 12)
-    0.394294900667
+    0.394294490398
     """
     q_arr = np.asarray(q, dtype=np.float64)
     if not np.all(np.isfinite(q_arr)) or np.any(q_arr < 0):

@@ -82,3 +82,19 @@ def test_ctrl_c_on_a_process_cluster_prints_no_worker_tracebacks(tmp_path):
     assert proc.returncode == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().endswith("interrupted; finished configurations are saved")
+
+
+def test_distributed_sync_cancel_race_is_not_printed():
+    """Ctrl-C that lands before distributed's ``sync`` has its future makes tornado log a NameError
+    traceback from the event loop; ntkgap drops exactly that record, and no other."""
+    import logging
+
+    from compare._sweep import _SYNC_FILTER
+
+    def record(exc, msg="Exception in callback functools.partial(<function sync.<locals>.cancel at 0x7f>)"):
+        return logging.LogRecord("tornado.application", logging.ERROR, __file__, 1, msg, None, (type(exc), exc, None))
+
+    race = NameError("cannot access free variable 'future' where it is not associated with a value in enclosing scope")
+    assert not _SYNC_FILTER.filter(record(race))
+    assert _SYNC_FILTER.filter(record(ValueError("a real error")))
+    assert _SYNC_FILTER.filter(record(race, msg="Exception in callback something_else"))
