@@ -1,6 +1,6 @@
 """Predictions of infinitely wide networks: gradient-descent ensembles and GP posteriors.
 
-Lee et al. 2019 (arXiv:1902.06720, Sec. 2.3 and Eq. 16), THEORY.md's conventions: K = NNGP,
+Lee et al. 2019 (arXiv:1902.06720, Sec. 2.3 and Eq. 16), the conventions of the documentation: K = NNGP,
 Theta = NTK, X the N training points with k outputs, loss 1/(2 N k) |f(X) - Y|^2, learning rate
 eta. Gradient flow for time t (or ``steps`` steps of gradient descent) gives, over initialisations,
 

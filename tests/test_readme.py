@@ -31,3 +31,15 @@ def test_every_python_block_of_the_readme_runs_in_order(tmp_path):
     res = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", str(tmp_path / "readme_tour.py")],
                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, f"a README block failed:\n{res.stderr[-4000:]}"
+
+
+def test_no_shipped_file_points_to_notes_the_project_does_not_ship():
+    """README, docs, examples and the packages' sources send readers only to files that ship."""
+    shipped = [ROOT / "README.md", ROOT / "pyproject.toml"]
+    for folder in ("ntktheory", "empirical", "compare", "docs", "examples"):
+        shipped += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".md", ".rst", ".txt", ".toml")
+                    and "generated" not in p.parts and "auto_examples" not in p.parts]
+    assert len(shipped) > 30
+    offenders = [f"{p.relative_to(ROOT)}: {name}" for p in shipped for name in ("DESIGN.md", "THEORY.md")
+                 if name in p.read_text(errors="replace")]
+    assert not offenders, offenders
