@@ -56,7 +56,7 @@ def test_relu_kernels_scale_with_the_input_norm_squared_and_sigma_w2_per_layer(x
     wide = ntktheory.kernels(x, activation="relu", depth=depth, sigma_w=sw * np.sqrt(a), sigma_b=0.0)
     for name in ("nngp", "ntk"):
         k = base[name].values
-        atol = 1e-13 * np.abs(k).max()
+        atol = 1e-9 * np.abs(k).max()  # the relu closed form near c = -1 (antipodal points) is good to ~1e-9
         np.testing.assert_allclose(scaled[name].values, c**2 * k, rtol=1e-8, atol=c**2 * atol)
         np.testing.assert_allclose(wide[name].values, a ** (depth + 1) * k, rtol=1e-8, atol=a ** (depth + 1) * atol)
 
