@@ -109,11 +109,12 @@ class Activation:
         """The generated numba module: ``phi``, ``dphi``, ``d2phi`` (1-D float64 arrays) and
         their ``*_scalar`` versions, usable from other numba code."""
         if self.code is not None:
-            codes = self.code
+            codes, fused = self.code, None
         else:
             d1, d2 = self.derivative_expressions
             codes = tuple(_codegen.to_code(e) for e in (self.expression, d1, d2))
-        return _codegen.compile_module(*codes, doc=f"{self.name}: {self.expression}")
+            fused = _codegen.fused_code(self.expression, d1)
+        return _codegen.compile_module(*codes, doc=f"{self.name}: {self.expression}", fused=fused)
 
     def phi(self, u: object) -> np.ndarray:
         """phi evaluated elementwise (float64, any shape)."""
@@ -122,6 +123,17 @@ class Activation:
     def dphi(self, u: object) -> np.ndarray:
         """phi' evaluated elementwise."""
         return _codegen.apply_elementwise(self.compiled.dphi, u)
+
+    def phi_and_dphi(self, u: object) -> tuple[np.ndarray, np.ndarray]:
+        """(phi, phi') evaluated elementwise in one pass (float64, the shape of ``u``)."""
+        arr = np.asarray(u, dtype=np.float64)
+        values = self.compiled.phi_dphi_numpy(arr)
+        if values is not None:
+            return values
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        out_phi, out_dphi = np.empty_like(flat), np.empty_like(flat)
+        self.compiled.phi_dphi(flat, out_phi, out_dphi)
+        return out_phi.reshape(arr.shape), out_dphi.reshape(arr.shape)
 
     def d2phi(self, u: object) -> np.ndarray:
         """phi'' evaluated elementwise (0 at kinks' Dirac masses: autograd's convention)."""

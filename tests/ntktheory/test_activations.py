@@ -121,3 +121,19 @@ def test_kernels_of_a_superexponential_activation_name_the_expression():
         ntktheory.kernels(x, activation="exp(x**2)", depth=2)
     with pytest.raises(ValueError, match=r"^unknown activation 'Tanh' \(did you mean 'tanh'"):
         ntktheory.kernels(x, activation="Tanh", depth=2)
+
+
+@pytest.mark.parametrize(
+    "spec", ["relu", "tanh", "erf", "gelu", "softplus", "swish", "sigmoid", "sin", "identity", "step",
+             "x*tanh(x)", "sin(x)*exp(-x**2/8)", "x*erf(x)", "Abs(x)", "2"]
+)
+def test_fused_phi_and_dphi_equal_the_separate_functions(spec):
+    """phi_and_dphi (numpy's vectorised functions where the expression prints to numpy, the fused
+    numba loop otherwise: softplus's stable code) equals phi and phi' to a few ulp, and keeps the
+    shape of its input even for constant derivatives."""
+    act = get_activation(spec)
+    x = np.linspace(-30.0, 30.0, 20001).reshape(1, -1, 1)
+    phi, dphi = act.phi_and_dphi(x)
+    assert phi.shape == x.shape and dphi.shape == x.shape
+    np.testing.assert_allclose(phi, act.phi(x), rtol=8e-15, atol=8e-15)
+    np.testing.assert_allclose(dphi, act.dphi(x), rtol=8e-15, atol=8e-15)
