@@ -56,7 +56,10 @@ def test_relu_kernels_scale_with_the_input_norm_squared_and_sigma_w2_per_layer(x
     wide = ntktheory.kernels(x, activation="relu", depth=depth, sigma_w=sw * np.sqrt(a), sigma_b=0.0)
     for name in ("nngp", "ntk"):
         k = base[name].values
-        atol = 1e-9 * np.abs(k).max()  # the relu closed form near c = -1 (antipodal points) is good to ~1e-9
+        # antipodal points: the step kernel (pi - theta) / (2 pi) has theta = pi - sqrt(2 delta) at
+        # c = -1 + delta, so rounding the scaled inputs (delta ~ 1e-16) moves it by up to
+        # sqrt(4.4e-16) / (2 pi) ~ 3.4e-9 of its range; 1e-8 of the kernel's scale covers that
+        atol = 1e-8 * np.abs(k).max()
         np.testing.assert_allclose(scaled[name].values, c**2 * k, rtol=1e-8, atol=c**2 * atol)
         np.testing.assert_allclose(wide[name].values, a ** (depth + 1) * k, rtol=1e-8, atol=a ** (depth + 1) * atol)
 
