@@ -17,7 +17,11 @@ the functions here cover what the recipes need beyond it:
   tolerance;
 * :func:`variance_ratio` -- measured variance over seeds / predicted variance, with a bootstrap
   interval over seeds, and :func:`judge_ratio_within` -- whether such an interval lies within a
-  factor of 1.
+  factor of 1;
+* :func:`bootstrap_interval` -- any statistic of independent samples (seeds, test points) with a
+  percentile bootstrap interval, for claims that compare a median or a mean with a threshold;
+* :func:`fit_power_approach` -- the approach of a ratio to 1, ratio - 1 ~ C width^slope, with an
+  interval for the slope.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from .._metrics import kernel_regression_prediction
 
 __all__ = [
     "ExponentialFit",
+    "bootstrap_interval",
     "first_width_within",
     "fit_exponential_rate",
+    "fit_power_approach",
     "judge_ratio_within",
     "kernel_gd",
     "ntk_gp_variance",
@@ -414,3 +420,97 @@ def judge_ratio_within(lower: float, upper: float, factor: float) -> bool | None
     if upper < 1.0 / factor or lower > factor:
         return False
     return None
+
+
+def bootstrap_interval(
+    samples: np.ndarray | Sequence[np.ndarray],
+    statistic,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    r"""``statistic(samples)`` with a percentile bootstrap interval, resampling axis 0 (the independent units).
+
+    Parameters
+    ----------
+    samples
+        An array whose axis 0 indexes independent units (seeds, test points), or a sequence of
+        such arrays sharing axis 0's length; they are resampled with the same indices (paired:
+        the units of a seed or test point stay together), and ``statistic`` receives them all.
+    statistic
+        Function of the resampled array(s) returning a float (NaN allowed: such resamples are
+        dropped).
+    n_boot, confidence, seed
+        Resamples, level of the two-sided interval, seed of the bootstrap.
+
+    Returns
+    -------
+    tuple
+        (value, lower, upper); NaN bounds with fewer than 2 units or fewer than 10 finite resamples.
+
+    Examples
+    --------
+    >>> x = np.arange(10.0)
+    >>> value, lo, hi = bootstrap_interval(x, np.median, n_boot=200)
+    >>> value, bool(lo <= 4.5 <= hi)
+    (4.5, True)
+    >>> a, b = np.ones(5), np.full(5, 3.0)   # paired arrays: a statistic of both
+    >>> bootstrap_interval((a, b), lambda u, v: float(np.mean(v) / np.mean(u)), n_boot=20)
+    (3.0, 3.0, 3.0)
+    """
+    paired = isinstance(samples, (tuple, list))
+    arrays = [np.asarray(a) for a in samples] if paired else [np.asarray(samples)]
+    n = arrays[0].shape[0] if arrays[0].ndim else 0
+    if any(a.ndim == 0 or a.shape[0] != n for a in arrays):
+        raise ValueError(f"`samples` must share the length of axis 0; got shapes {[a.shape for a in arrays]!r}.")
+
+    def stat(idx: np.ndarray | None) -> float:
+        picked = arrays if idx is None else [a[idx] for a in arrays]
+        with np.errstate(all="ignore"):
+            return float(statistic(*picked) if paired else statistic(picked[0]))
+
+    value = stat(None)
+    if n < 2:
+        return value, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    boots = np.array([stat(rng.integers(0, n, size=n)) for _ in range(n_boot)])
+    boots = boots[np.isfinite(boots)]
+    if boots.size < 10:
+        return value, math.nan, math.nan
+    lo, hi = np.quantile(boots, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return value, float(lo), float(hi)
+
+
+def fit_power_approach(
+    widths: Sequence[float] | np.ndarray,
+    ratio: Sequence[float] | np.ndarray,
+    se_log_excess: Sequence[float] | np.ndarray | None = None,
+    *,
+    confidence: float = 0.95,
+) -> ExponentialFit:
+    r"""Fit ratio = 1 + C width^slope (the approach of a ratio to 1) on log(ratio - 1) vs log(width).
+
+    :func:`fit_exponential_rate` with x = log(width), y = ratio - 1: ``rate`` is the power-law
+    slope (negative when the ratio approaches 1), with its t-interval; widths whose ratio is
+    <= 1 (no excess to fit) are dropped.
+
+    Parameters
+    ----------
+    widths, ratio
+        Widths and the ratio measured at each (e.g. measured / predicted variance).
+    se_log_excess
+        Standard errors of log(ratio - 1), or None for an unweighted fit.
+
+    Examples
+    --------
+    >>> w = np.array([100.0, 200, 400, 800])
+    >>> fit = fit_power_approach(w, 1 + 20 * (w / 100) ** -0.8)
+    >>> round(fit.rate, 10), round(float(np.exp(fit.intercept) * 100 ** fit.rate), 8)
+    (-0.8, 20.0)
+    """
+    w = np.asarray(widths, dtype=np.float64)
+    excess = np.asarray(ratio, dtype=np.float64) - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        excess = np.where(excess > 0, excess, np.nan)
+        return fit_exponential_rate(np.log(w), excess, se_log_excess, confidence=confidence)
