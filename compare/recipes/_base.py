@@ -135,7 +135,7 @@ def _load_all() -> None:
 
 
 def map_tasks(func: Callable[[Any], Any], tasks: Iterable[Any], scheduler: str | None = None, *,
-              label: str | None = None) -> list[Any]:
+              label: str | None = None, progress: bool = True) -> list[Any]:
     """``[func(t) for t in tasks]``, here or as tasks on a ``dask.distributed`` scheduler.
 
     Parameters
@@ -148,11 +148,15 @@ def map_tasks(func: Callable[[Any], Any], tasks: Iterable[Any], scheduler: str |
         None: run in this process, one after the other. An address (``"tcp://host:8786"``): submit
         every task to that scheduler and gather the results in order.
     label
-        The part of the experiment these tasks are (e.g. ``"NTK at init"``): shows a progress bar
-        on stderr (tasks done / total, time left). None: silent.
+        The part of the experiment these tasks are (e.g. ``"NTK at init"``), shown before the
+        progress bar; default: the function's module and name.
+    progress
+        Show a progress bar on stderr (tasks done / total, time left), as ``ntkgap run`` does.
     """
     tasks = list(tasks)
-    bar = _progress_bar(label, len(tasks))
+    if label is None:
+        label = f"{getattr(func, '__module__', '') or ''}.{getattr(func, '__name__', 'task')}".split("recipes.")[-1]
+    bar = _progress_bar(label if progress else None, len(tasks))
     try:
         if scheduler is None:
             out = []

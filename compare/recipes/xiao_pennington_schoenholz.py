@@ -61,6 +61,8 @@ def failed_threshold(chance: float) -> float:
 CLOSE = 0.05
 #: CNN-GAP differs "by much more": its mean |difference| from the CNN is at least this factor times the CNN-FCN one.
 MUCH_MORE = 2.0
+#: Bootstrap resamples of the claims' intervals (over training or test points).
+N_BOOT = 500
 #: Environment variable naming the extracted ``cifar-10-batches-py`` folder (scale ``paper``).
 CIFAR10_ENV = "NTKGAP_CIFAR10"
 SOURCE_ABSTRACT = "Abstract"
@@ -372,7 +374,7 @@ def region_accuracy(correct: xr.DataArray, mask: xr.DataArray, *, example_dim: s
     if not m.any():
         return math.nan, math.nan, math.nan, 0
     vals = correct.transpose(example_dim, "sigma_w2", "depth").values[:, m].astype(float)  # (example, cell)
-    value, lo, hi = bootstrap_interval(vals, lambda a: float(a.mean()), seed=seed)
+    value, lo, hi = bootstrap_interval(vals, lambda a: float(a.mean()), n_boot=N_BOOT, seed=seed)
     return value, lo, hi, int(m.sum())
 
 
@@ -463,10 +465,10 @@ def architecture_differences(ds: xr.Dataset, *, seed: int = 0) -> dict[str, tupl
 
     fcn, cnn, gap = flat("fcn"), flat("cnn"), flat("cnn-gap")
     return {
-        "cnn_fcn": bootstrap_interval((cnn, fcn), _diff_stat, seed=seed),
-        "gap_cnn": bootstrap_interval((gap, cnn), _diff_stat, seed=seed + 1),
+        "cnn_fcn": bootstrap_interval((cnn, fcn), _diff_stat, n_boot=N_BOOT, seed=seed),
+        "gap_cnn": bootstrap_interval((gap, cnn), _diff_stat, n_boot=N_BOOT, seed=seed + 1),
         "ratio": bootstrap_interval((fcn, cnn, gap), lambda f, c, g: _diff_stat(g, c) / _diff_stat(c, f),
-                                    seed=seed + 2),
+                                    n_boot=N_BOOT, seed=seed + 2),
     }
 
 
