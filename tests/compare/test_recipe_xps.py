@@ -129,7 +129,12 @@ def test_analysis_reproduces_the_papers_pattern_on_synthetic_data(tmp_path) -> N
     different = _by_start(claims, "CNNs with global average pooling")
     assert different.verdict == "reproduced"
     better = _by_start(claims, "... and often better")
-    assert better.verdict == "reproduced" and better.value == pytest.approx(0.3, abs=0.12)
+    # the true gain in the chaotic-beyond cells: CNN-GAP fixes gap_gain / 0.9 of the CNN's wrong answers there;
+    # measured on the 75 odd test points, so within 3 standard errors of it
+    p_cnn = 0.1 * 0.98 + 0.9 * 0.02
+    gain = (1 - p_cnn) * 0.3 / 0.9
+    assert better.verdict == "reproduced"
+    assert better.value == pytest.approx(gain, abs=3 * math.sqrt(gain * (1 - gain) / (N_TEST // 2)))
     finite = _by_start(claims, "finite-width CNNs")
     assert finite.verdict == "reproduced" and finite.value == 1.0
 
