@@ -13,6 +13,8 @@ from ._data import (
     normalize_to_sphere,
     sphere_points,
 )
+from ._kernel_matrix import KernelMatrixResult, kernel_matrix
+from ._kernel_solve import predict_from_store
 from ._metrics import (
     cka,
     condition_number,
@@ -34,6 +36,7 @@ __all__ = [
     "ConfigError",
     "DataSpec",
     "InitPoint",
+    "KernelMatrixResult",
     "StoreMismatchError",
     "SweepConfig",
     "SweepResult",
@@ -45,6 +48,7 @@ __all__ = [
     "diagonal_relative_variance",
     "eigenvalues",
     "function_distance",
+    "kernel_matrix",
     "kernel_regression_prediction",
     "load_cifar10",
     "load_digits",
@@ -53,6 +57,7 @@ __all__ = [
     "load_user_arrays",
     "normalize_to_sphere",
     "plan_tasks",
+    "predict_from_store",
     "provenance_attrs",
     "relative_frobenius",
     "relative_kernel_change",

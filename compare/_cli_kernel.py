@@ -1,10 +1,12 @@
-"""``ntkgap kernel``: analytic infinite-width NNGP and NTK of a network, to NetCDF.
+"""``ntkgap kernel``: analytic infinite-width NNGP and NTK of a network, to NetCDF or a blocked Zarr store.
 
 The network is fully connected (``--activation``, ``--depth``, ...), a named architecture
 (``--architecture cnn`` or ``cnn-gap``, with ``--width`` channels) or one described in a JSON/TOML
 file (``--architecture net.toml``: a list of layer tables, see ``ntktheory.layers.from_spec``).
 Without ``--inputs`` it runs a small built-in example (8 points on a circle of radius sqrt(d) in a
 2-D plane of R^d, d = 16) and prints a table of the kernels against the angle between inputs.
+With ``--out K.zarr`` the matrices are computed block by block on Dask
+(:func:`compare.kernel_matrix`): any size, resumable after an interruption.
 """
 
 from __future__ import annotations
@@ -13,23 +15,47 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["add_network_options", "architecture", "example_inputs", "load_npy", "network_options", "register"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "add_network_options", "architecture", "example_inputs", "load_npy",
+           "network_options", "register"]
+
+#: Block edge of ``--out K.zarr`` without ``--block-size``: two 2048^2 float64 blocks are 64 MiB.
+DEFAULT_BLOCK_SIZE = 2048
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "kernel",
-        help="analytic NNGP and NTK of a fully-connected network (NetCDF)",
-        description="Infinite-width NNGP and NTK (ntktheory.kernels) of a fully-connected network for "
+        help="analytic NNGP and NTK of a network (NetCDF, or blocked Zarr for any size)",
+        description="Infinite-width NNGP and NTK (ntktheory.kernels) of a network (fully connected, a preset or "
+                    "a layer file) for "
                     "inputs in .npy files; without --inputs, a built-in example on the sphere with a "
-                    "printed table.",
+                    "printed table. --out K.nc computes in memory; --out K.zarr computes block by block as "
+                    "Dask tasks (a LocalCluster, or --scheduler ADDRESS), each task writing its block "
+                    "into the chunked store: memory bounded by the block size, not by N. For a symmetric "
+                    "kernel (no --inputs2) only blocks on and above the diagonal are computed and mirrored. "
+                    "Interrupted? Run the same command again: finished blocks are kept, the rest computed. "
+                    "The store opens with xarray.open_zarr (variables nngp, ntk on dims x1, x2).",
     )
     p.add_argument("--inputs", type=Path,
                    help="(N1, d) or images (N1, C, H, W), float array in a .npy file (default: built-in example)")
     p.add_argument("--inputs2", type=Path, help="(N2, ...) second inputs (.npy) for a cross kernel")
     add_network_options(p)
     p.add_argument("--all-depths", action="store_true", help="also return every depth 1..L (dim 'depth')")
-    p.add_argument("--out", type=Path, help="NetCDF file to write (.nc)")
+    p.add_argument("--out", type=Path, help="file to write: .nc (NetCDF, in memory) or .zarr (blocked store)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help=f"with --out .zarr: block (and Zarr chunk) edge B; a worker holds ~10 B^2 float64 values "
+                        f"(default {DEFAULT_BLOCK_SIZE})")
+    p.add_argument("--scheduler", default=None,
+                   help="with --out .zarr: 'threads' (default): a LocalCluster of threads in this process, numba "
+                        "using every core for each block while a second thread writes the previous one; "
+                        "'processes': a LocalCluster of worker processes, one numba thread per block; or a "
+                        "dask.distributed scheduler ADDRESS, e.g. tcp://host:8786")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --out .zarr: LocalCluster workers (default: 1 for threads, one per core for processes)")
+    p.add_argument("--threads-per-worker", type=int, default=None,
+                   help="with --out .zarr: LocalCluster threads per worker (default: 2 for threads, 1 for "
+                        "processes); NTKGAP_NUMBA_THREADS sets numba's threads per block")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
 
@@ -111,8 +137,13 @@ def architecture(name_or_file: str, args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     import ntktheory
 
-    if args.out is not None and args.out.suffix != ".nc":
-        print(f"ntkgap kernel: error: --out must end in .nc, got {str(args.out)!r}.", file=sys.stderr)
+    blocked = args.out is not None and args.out.suffix == ".zarr"
+    if args.out is not None and args.out.suffix not in (".nc", ".zarr"):
+        print(f"ntkgap kernel: error: --out must end in .nc or .zarr, got {str(args.out)!r}.", file=sys.stderr)
+        return 2
+    if not blocked and args.block_size is not None:
+        print(f"ntkgap kernel: error: --block-size {args.block_size!r} needs --out ending in .zarr (a .nc file is "
+              "computed in memory).", file=sys.stderr)
         return 2
     try:
         angles = None
@@ -126,11 +157,30 @@ def _run(args: argparse.Namespace) -> int:
         network = network_options(args)
         if "architecture" in network and args.inputs is None:
             raise ValueError(f"--architecture {args.architecture} needs --inputs (images (N, C, H, W) in a .npy).")
-        ds = ntktheory.kernels(x1, x2, **network, all_depths=args.all_depths)
-    except (TypeError, ValueError) as err:
+        network["all_depths"] = args.all_depths
+        if blocked:
+            from ._kernel_matrix import kernel_matrix
+
+            block_size = DEFAULT_BLOCK_SIZE if args.block_size is None else args.block_size
+            res = kernel_matrix(x1, x2, store=args.out, block_size=block_size,
+                                scheduler=args.scheduler, n_workers=args.workers,
+                                threads_per_worker=args.threads_per_worker, progress=not args.no_progress,
+                                **network)
+            if res.dataset is None:
+                print(f"ntkgap kernel: {res.n_lost} block(s) were lost to crashed workers; run the same command "
+                      "again to finish.", file=sys.stderr)
+                return 1
+            ds = res.dataset
+        else:
+            ds = ntktheory.kernels(x1, x2, **network)
+    except (TypeError, ValueError, NotImplementedError) as err:  # StoreMismatchError is a ValueError
         print(f"ntkgap kernel: error: {err}", file=sys.stderr)
         return 2
-    if args.out is not None:
+    except KeyboardInterrupt:
+        print("\nntkgap kernel: interrupted; finished blocks are saved. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    if args.out is not None and not blocked:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         ds.to_netcdf(args.out)
     final = ds.isel(depth=-1) if "depth" in ds.dims else ds
@@ -143,6 +193,13 @@ def _run(args: argparse.Namespace) -> int:
         for j, angle in enumerate(angles):
             nngp, ntk = float(final.nngp[0, j]), float(final.ntk[0, j])
             print(f"| {angle / 3.141592653589793:.3f} | {nngp:.10f} | {ntk:.10f} |")
+    if blocked:
+        from ._kernel_matrix import peak_rss_bytes
+
+        workers = max(res.peak_rss.values(), default=0)
+        print(f"store: {args.out} ({res.n_blocks} blocks of {ds.attrs['block_size']}: {res.n_skipped} reused, "
+              f"{res.n_computed} computed); peak resident memory: this process {peak_rss_bytes() / 2**30:.2f} GiB, "
+              f"workers up to {workers / 2**30:.2f} GiB")
     if args.out is not None:
         print(f"wrote {args.out}")
     return 0

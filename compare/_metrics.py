@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.stats
 import xarray as xr
 
 from ._schema import KERNEL_DIMS
@@ -344,6 +343,8 @@ def _linregress_ci(logx: np.ndarray, logy: np.ndarray, confidence: float) -> np.
     out = np.full(6, np.nan)
     if ok.sum() < 3 or np.unique(logx[ok]).size < 2:
         return out
+    import scipy.stats  # here, not at import: it is 1 s of every `import compare` (and of every Dask worker)
+
     res = scipy.stats.linregress(logx[ok], logy[ok])
     tq = scipy.stats.t.ppf(0.5 + confidence / 2, ok.sum() - 2)
     out[:] = (res.slope, res.slope - tq * res.stderr, res.slope + tq * res.stderr, res.intercept, res.stderr,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -30,7 +31,8 @@ from ._config import SweepConfig
 from ._schema import provenance_attrs, to_json
 from ._store import SweepStore
 
-__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "plan_tasks", "run_sweep"]
+__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "plan_tasks", "run_on_cluster", "run_sweep",
+           "task_prefix", "threads_per_task"]
 
 TaskFunction = Callable[["Task", SweepConfig], xr.Dataset]
 
@@ -256,6 +258,118 @@ def _make_client(scheduler: str | None, n_workers: int | None, threads_per_worke
     return Client(scheduler), None
 
 
+def task_prefix(store: Path, identity: str) -> str:
+    """Dask key prefix unique to a store and its configuration: runs sharing a scheduler never collide."""
+    return "ntkgap-" + hashlib.sha256(f"{store.resolve()}|{identity}".encode()).hexdigest()[:12]
+
+
+def threads_per_task(variable: str) -> int | None:
+    """How many threads one task should give its numeric library, on a Dask worker; None elsewhere.
+
+    A worker with n threads runs up to n tasks at once on (by Dask's convention) n cores, so each
+    task uses one thread: the worker's cores are all busy, none oversubscribed. A worker that runs
+    one task at a time on several cores (``dask worker --nthreads 1`` on a big node) sets the
+    environment variable ``variable`` (e.g. ``NTKGAP_TORCH_THREADS``) to the cores per task.
+    """
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return None
+    return max(1, int(os.environ.get(variable, "1")))
+
+
+def run_on_cluster(
+    items: Sequence[Any],
+    submit: Callable[[Any, Any], Any],
+    on_result: Callable[[Any, Any], None],
+    *,
+    name: Callable[[Any], str],
+    scheduler: str | None,
+    n_workers: int | None,
+    threads_per_worker: int,
+    progress: bool,
+    total: int,
+    desc: str,
+    unit: str,
+    window_per_thread: int | None = None,
+    lost: tuple[type[BaseException], ...] = (Exception,),
+) -> int:
+    """Run ``items`` as Dask tasks, handing each result to ``on_result`` as it arrives.
+
+    The one loop behind :func:`run_sweep` and :func:`compare.kernel_matrix`: it starts the
+    cluster (:func:`_make_client`), shows a progress bar over ``total`` units of which
+    ``total - len(items)`` are already done, and closes the cluster whatever happens.
+
+    Parameters
+    ----------
+    items
+        What to run, in submission order.
+    submit
+        ``submit(client, item) -> Future``.
+    on_result
+        ``on_result(item, result)`` on this process, in completion order.
+    name
+        ``name(item)``, for the message about a lost task.
+    window_per_thread
+        None: submit everything at once. Otherwise keep at most this many tasks per worker thread
+        in flight (at least 2), so that the driver and the scheduler hold only that many tasks'
+        arguments at a time.
+    lost
+        Exceptions of ``future.result()`` that mean the task was lost (a crashed worker, a
+        cancellation): reported, counted and skipped, so that a rerun retries it. Others propagate.
+
+    Returns
+    -------
+    int
+        The number of lost tasks.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    n_lost = 0
+    client, cluster = _make_client(scheduler, n_workers, threads_per_worker)
+    bar = tqdm(total=total, initial=total - len(items), desc=desc, unit=unit, disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    try:
+        queue = iter(items)
+        window = len(items)
+        if window_per_thread is not None:
+            window = max(2, window_per_thread * sum(client.nthreads().values()))
+        futures = as_completed()
+        by_key: dict[str, Any] = {}
+
+        def submit_next() -> None:
+            item = next(queue, None)
+            if item is not None:
+                fut = submit(client, item)
+                by_key[fut.key] = item
+                futures.add(fut)
+
+        for _ in range(window):
+            submit_next()
+        for fut in futures:
+            item = by_key.pop(fut.key)
+            try:
+                result = fut.result()
+            except lost as err:  # the worker died (KilledWorker) or the task was cancelled
+                n_lost += 1
+                bar.write(f"{unit} {name(item)} lost ({type(err).__name__}: {err}); rerun to retry it")
+                continue
+            finally:
+                fut.release()
+                submit_next()
+            on_result(item, result)
+            bar.update(1)
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return n_lost
+
+
 def run_sweep(
     config: SweepConfig,
     out: str | Path,
@@ -310,39 +424,19 @@ def run_sweep(
     pending = [t for t in tasks if t.key not in done]
     n_failed = n_lost = 0
     if pending:
-        from distributed import as_completed
-        from tqdm.auto import tqdm
+        prefix = task_prefix(store.path, identity)
 
-        client, cluster = _make_client(scheduler, n_workers, threads_per_worker)
-        # task keys unique to this store and configuration: sweeps sharing a scheduler never collide
-        run_id = hashlib.sha256(f"{store.path.resolve()}|{identity}".encode()).hexdigest()[:12]
-        bar = tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc=f"sweep {config.name}",
-                   unit="task", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-        try:
-            futures = [
-                client.submit(run_task, task_fn, t, config, key=f"ntkgap-{run_id}-{t.key}", pure=False,
-                              priority=t.cost)
-                for t in pending
-            ]
-            by_key = {f.key: t for f, t in zip(futures, pending)}
-            for fut in as_completed(futures):
-                t = by_key[fut.key]
-                try:
-                    ds = fut.result()
-                except Exception as err:  # the worker died (KilledWorker) or the task was cancelled
-                    n_lost += 1
-                    bar.write(f"task {t.key} lost ({type(err).__name__}: {err}); rerun to retry it")
-                    continue
-                finally:
-                    fut.release()
-                store.write_task(t.key, ds)
-                n_failed += int(bool(ds[STATUS_VARS[t.kind][0]]))
-                bar.update(1)
-        finally:
-            bar.close()
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        def submit(client, t: Task):
+            return client.submit(run_task, task_fn, t, config, key=f"{prefix}-{t.key}", pure=False, priority=t.cost)
+
+        def commit(t: Task, ds: xr.Dataset) -> None:
+            nonlocal n_failed
+            store.write_task(t.key, ds)
+            n_failed += int(bool(ds[STATUS_VARS[t.kind][0]]))
+
+        n_lost = run_on_cluster(pending, submit, commit, name=lambda t: t.key, scheduler=scheduler,
+                                n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress,
+                                total=len(tasks), desc=f"sweep {config.name}", unit="task")
     if n_lost:
         return SweepResult(None, store.path, len(tasks), len(tasks) - len(pending), len(pending) - n_lost, n_failed,
                            n_lost)

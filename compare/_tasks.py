@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ import empirical
 from . import _data
 from ._config import DataSpec, SweepConfig
 from ._metrics import function_distance
-from ._sweep import Task
+from ._sweep import Task, threads_per_task
 
 __all__ = ["DEVICE", "architecture", "data_variables", "learning_rate", "load_points", "measure", "task_inputs"]
 
@@ -122,21 +121,10 @@ def learning_rate(config: SweepConfig, ntk_train: np.ndarray) -> float:
 
 
 def _size_torch_threads() -> None:
-    """Size torch's thread pool for a task running on a Dask worker.
-
-    A worker with n threads runs up to n tasks at once on (by Dask's convention) n cores, so each
-    task uses one torch thread: the worker's cores are all busy, none oversubscribed. A worker
-    that runs one task at a time on several cores (``dask worker --nthreads 1`` on a big node) can
-    set ``NTKGAP_TORCH_THREADS`` to the number of cores per task. Outside a worker nothing changes.
-    """
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
-        return
-    n = int(os.environ.get("NTKGAP_TORCH_THREADS", "1"))
-    if n >= 1 and torch.get_num_threads() != n:
+    """Size torch's thread pool for a task running on a Dask worker (:func:`~compare._sweep.threads_per_task`:
+    one thread per task, ``NTKGAP_TORCH_THREADS`` overrides). Outside a worker nothing changes."""
+    n = threads_per_task("NTKGAP_TORCH_THREADS")
+    if n is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
 

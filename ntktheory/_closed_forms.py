@@ -55,50 +55,67 @@ def atan2_upper(y, x):
     return math.pi - r if x < 0.0 else r
 
 
+# Scalar kernels, one per kind: (E[phi(u) phi(v)], E[phi'(u) phi'(v)]) at one covariance. Written
+# with selects rather than early returns, so that the loops calling them vectorise.
 @njit(cache=True, inline="always")
-def pair(kind, a, q1, q2, q12):
-    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) of closed form ``kind`` at one covariance.
+def _arc(q1, q2, q12):
+    """(both variances > 0, sqrt(det), theta = atan2(sqrt(det), q12)) of the arc-cosine family."""
+    det = max(q1 * q2 - q12 * q12, 0.0)
+    sq = math.sqrt(det)
+    return q1 > 0.0 and q2 > 0.0, sq, atan2_upper(sq, q12)
 
-    Arc-cosine family (Cho & Saul 2009): RELU, LEAKY_RELU (slope ``a``: phi = (1 - a) relu + a x),
-    ABS (|x| = relu(x) + relu(-x)), STEP (Heaviside, derivative 0). With
-    theta = atan2(sqrt(q1 q2 - q12^2), q12) and s = sqrt(q1 q2): s sin(theta) = sqrt(det) and
-    s cos(theta) = q12, so no sin/cos call is needed: relu pp = (sqrt(det) + (pi - theta) q12) / (2 pi),
-    dd = (pi - theta) / (2 pi). A zero variance makes that input deterministic (u = 0):
-    pp = 0 and dd = phi'(0) E[phi'(v)].
 
-    ERF (Williams 1997), SIN (E[sin u sin v] = e^{-(q1+q2)/2} sinh(q12), E[cos u cos v] likewise
-    with cosh), IDENTITY, GELU (exact, see :func:`gelu`).
-    """
-    if kind <= STEP:
-        # written with selects, not early returns, so that the loops calling it vectorise
-        both = q1 > 0.0 and q2 > 0.0
-        det = max(q1 * q2 - q12 * q12, 0.0)
-        sq = math.sqrt(det)
-        t = atan2_upper(sq, q12)
-        k1 = (sq + (math.pi - t) * q12) * _INV_2PI
-        k0 = (math.pi - t) * _INV_2PI
-        if kind == RELU:
-            return k1, (k0 if both else 0.0)
-        if kind == LEAKY_RELU:
-            b = (1.0 - a) * (1.0 - a)
-            none = q1 <= 0.0 and q2 <= 0.0
-            return b * k1 + a * q12, (b * k0 + a if both else (a * a if none else a * 0.5 * (1.0 + a)))
-        if kind == ABS:
-            return (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi, (1.0 - 2.0 * t / math.pi if both else 0.0)
-        return (k0 if both else 0.0), 0.0
-    if kind == ERF:
-        p1 = 1.0 + 2.0 * q1
-        p2 = 1.0 + 2.0 * q2
-        arg = min(1.0, max(-1.0, 2.0 * q12 / math.sqrt(p1 * p2)))
-        return 2.0 / math.pi * math.asin(arg), 4.0 / math.pi / math.sqrt(p1 * p2 - 4.0 * q12 * q12)
-    if kind == SIN:
-        h = 0.5 * (q1 + q2)
-        ep = math.exp(q12 - h)
-        em = math.exp(-q12 - h)
-        return 0.5 * (ep - em), 0.5 * (ep + em)
-    if kind == IDENTITY:
-        return q12, 1.0
-    # GELU
+@njit(cache=True, inline="always")
+def _relu(a, q1, q2, q12):
+    both, sq, t = _arc(q1, q2, q12)
+    return (sq + (math.pi - t) * q12) * _INV_2PI, ((math.pi - t) * _INV_2PI if both else 0.0)
+
+
+@njit(cache=True, inline="always")
+def _leaky_relu(a, q1, q2, q12):
+    both, sq, t = _arc(q1, q2, q12)
+    b = (1.0 - a) * (1.0 - a)
+    none = q1 <= 0.0 and q2 <= 0.0
+    k1 = (sq + (math.pi - t) * q12) * _INV_2PI
+    k0 = (math.pi - t) * _INV_2PI
+    return b * k1 + a * q12, (b * k0 + a if both else (a * a if none else a * 0.5 * (1.0 + a)))
+
+
+@njit(cache=True, inline="always")
+def _abs(a, q1, q2, q12):
+    both, sq, t = _arc(q1, q2, q12)
+    return (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi, (1.0 - 2.0 * t / math.pi if both else 0.0)
+
+
+@njit(cache=True, inline="always")
+def _step(a, q1, q2, q12):
+    both, _, t = _arc(q1, q2, q12)
+    return ((math.pi - t) * _INV_2PI if both else 0.0), 0.0
+
+
+@njit(cache=True, inline="always")
+def _erf(a, q1, q2, q12):
+    p1 = 1.0 + 2.0 * q1
+    p2 = 1.0 + 2.0 * q2
+    arg = min(1.0, max(-1.0, 2.0 * q12 / math.sqrt(p1 * p2)))
+    return 2.0 / math.pi * math.asin(arg), 4.0 / math.pi / math.sqrt(p1 * p2 - 4.0 * q12 * q12)
+
+
+@njit(cache=True, inline="always")
+def _sin(a, q1, q2, q12):
+    h = 0.5 * (q1 + q2)
+    ep = math.exp(q12 - h)
+    em = math.exp(-q12 - h)
+    return 0.5 * (ep - em), 0.5 * (ep + em)
+
+
+@njit(cache=True, inline="always")
+def _identity(a, q1, q2, q12):
+    return q12, 1.0
+
+
+@njit(cache=True, inline="always")
+def _gelu(a, q1, q2, q12):
     p1 = 1.0 + q1
     p2 = 1.0 + q2
     det = max(p1 * p2 - q12 * q12, 1.0)  # rounding only: D >= 1 + q1 + q2 for a valid covariance
@@ -109,10 +126,39 @@ def pair(kind, a, q1, q2, q12):
     return pp, dd
 
 
+#: The scalar kernels in ``kind`` order.
+SCALARS = (_relu, _leaky_relu, _abs, _step, _erf, _sin, _identity, _gelu)
+
+
 @njit(cache=True, inline="always")
-def arccos_family(kind, a, q1, q2, q12):
-    """:func:`pair` restricted to the arc-cosine kinds (kept for callers of the old name)."""
-    return pair(kind, a, q1, q2, q12)
+def pair(kind, a, q1, q2, q12):
+    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) of closed form ``kind`` at one covariance (runtime kind).
+
+    Arc-cosine family (Cho & Saul 2009): RELU, LEAKY_RELU (slope ``a``: phi = (1 - a) relu + a x),
+    ABS (|x| = relu(x) + relu(-x)), STEP (Heaviside, derivative 0). With
+    theta = atan2(sqrt(q1 q2 - q12^2), q12) and s = sqrt(q1 q2): s sin(theta) = sqrt(det) and
+    s cos(theta) = q12, so no sin/cos call is needed: relu pp = (sqrt(det) + (pi - theta) q12) / (2 pi),
+    dd = (pi - theta) / (2 pi). A zero variance makes that input deterministic (u = 0):
+    pp = 0 and dd = phi'(0) E[phi'(v)]. ERF (Williams 1997), SIN (E[sin u sin v] =
+    e^{-(q1+q2)/2} sinh(q12), E[cos u cos v] likewise with cosh), IDENTITY, GELU (exact, see
+    :func:`gelu`). Loops over many entries should call one kind's scalar kernel (``SCALARS``), which
+    vectorises (``ntktheory._kernel_kinds``).
+    """
+    if kind == RELU:
+        return _relu(a, q1, q2, q12)
+    if kind == LEAKY_RELU:
+        return _leaky_relu(a, q1, q2, q12)
+    if kind == ABS:
+        return _abs(a, q1, q2, q12)
+    if kind == STEP:
+        return _step(a, q1, q2, q12)
+    if kind == ERF:
+        return _erf(a, q1, q2, q12)
+    if kind == SIN:
+        return _sin(a, q1, q2, q12)
+    if kind == IDENTITY:
+        return _identity(a, q1, q2, q12)
+    return _gelu(a, q1, q2, q12)
 
 
 @njit(cache=True, parallel=True)

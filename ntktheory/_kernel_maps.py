@@ -5,26 +5,32 @@ NTK accumulated so far, plus the NNGP of each input with itself (``self1``, ``se
 gives the variances the nonlinearities need. Three spatial forms (chosen once per network by
 :func:`spatial_form`):
 
-========== ============================ ===================== =======================================
-form       cross kernels ``nngp, ntk``  self kernels          used when
-========== ============================ ===================== =======================================
-"flat"     (n1, n2)                     (n, 1)                flat representations (after Flatten/GAP)
-"diagonal" (H, W, n1, n2)               (H, W, n, 1)          images, same position p = p' only
-"full"     (n1, H, W, n2, H, W)         (n, H, W, 1, H, W)    images, all pairs of positions (p, p')
-========== ============================ ===================== =======================================
+========== ============================ ======================= =====================================
+form       cross kernels ``nngp, ntk``  self kernels            used when
+========== ============================ ======================= =====================================
+"flat"     (n1, n2)                     (n, 1)                  flat representations
+"diagonal" (H, W, n1, n2)               (H, W, n, 1)            images, same position p = p' only
+"full"     (n1, n2, H, W, H, W)         (n, 1, H, W, H, W)      images, all pairs of positions (p, p')
+========== ============================ ======================= =====================================
 
 A convolution maps the diagonal p = p' to itself, so a network whose image part ends in Flatten
 needs only the diagonal (O(n1 n2 H W) per layer); pooling mixes positions and needs the full form
-(O(n1 n2 (H W)^2)). Self kernels are laid out as cross kernels with n2 = 1 (the column input being
-the row input), so every position map serves both.
+(O(n1 n2 (H W)^2)), stored as one contiguous (H W) x (H W) block per pair of inputs. Self kernels
+are laid out as cross kernels with n2 = 1 (the column input being the row input), so every
+position map serves both.
 
 Elementwise maps (nonlinearities, LayerNorm, Dense) see every array as a batch of matrices
-(B, R, C) with row variances (B, R) and column variances (B, C) (:func:`cross_batch`,
-:func:`self_batch`). When
-``symmetric`` (x2 is x1), each matrix of the batch is symmetric and only its upper triangle
-(column >= row) is computed and valid; the lower triangle holds zeros or stale values and is
-never read. Position maps preserve that triangle (a convolution shifts both positions by the same
-offset, which keeps their order); pooling, which does not, first mirrors the diagonal blocks.
+(B, R, C) (:class:`Batch`): an (n1, n2) matrix (flat), H W matrices (n1, n2) (diagonal) or n1 n2
+blocks (H W, H W) (full), with row and column variances looked up per batch matrix. When
+``symmetric`` (x2 is x1) only half is computed and valid: the upper triangle (column >= row) of
+each matrix in the flat and diagonal forms, the blocks (i, j) with j >= i (each block whole) in
+the full form; the rest holds zeros or stale values and is never read. Position maps preserve that
+(a convolution shifts both positions by the same offset).
+
+Networks of convolutions and closed-form activations ending in global average pooling (the
+CNN-GAP of Xiao et al. 2020) have a fused path (:func:`fused_prefix`): every pair of inputs runs
+through all those layers in one (H W)^2 buffer that stays in cache, with the variances from a pass
+over the self kernels; it uses the same block primitives as the layer-by-layer maps.
 """
 
 from __future__ import annotations
@@ -37,13 +43,15 @@ import sys
 import numpy as np
 from numba import njit, prange
 
-from . import _closed_forms, _quadrature
+from . import _closed_forms, _kernel_kinds, _quadrature
 from . import layers as L
 from .activations import Activation as ActivationFunction
 
-__all__ = ["KernelState", "apply", "input_state", "mirror", "spatial_form"]
+__all__ = ["KernelState", "apply", "fused_prefix", "input_state", "mirror", "run_sequence", "spatial_form"]
 
 FORMS = ("flat", "diagonal", "full")
+#: ``mode`` codes of the batch kernels: every entry; upper triangles; blocks j >= i (whole).
+ALL, TRIANGLE, BLOCKS = 0, 1, 2
 
 
 # ---------------------------------------------------------------------- state
@@ -60,7 +68,7 @@ class KernelState:
     self1, self2
         Sigma of each x1 (x2) with itself; ``self2 is self1`` when ``symmetric``.
     symmetric
-        x2 is x1: each batch matrix is symmetric and only its upper triangle is valid.
+        x2 is x1: only half of the cross kernels is valid (see the module docstring).
     shape
         Feature shape of the representation, (features,) or (channels, H, W); None entries for
         widths left unspecified.
@@ -74,14 +82,6 @@ class KernelState:
     symmetric: bool
     shape: L.Shape
 
-    @property
-    def n1(self) -> int:
-        return self.self1.shape[2] if self.form == "diagonal" else self.self1.shape[0]
-
-    @property
-    def n2(self) -> int:
-        return self.self2.shape[2] if self.form == "diagonal" else self.self2.shape[0]
-
     def replace(self, **changes) -> KernelState:
         return dataclasses.replace(self, **changes)
 
@@ -94,8 +94,7 @@ class Context:
     :meth:`buffer` hands out an array of the requested shape that nothing else references any
     more (the previous layer's, once its state is dropped), so a network runs on two sets of
     arrays instead of faulting in fresh pages at every layer. Its contents are arbitrary (zeros
-    when new): every map writes all the entries it is responsible for (the upper triangles when
-    symmetric).
+    when new): every map writes all the entries it is responsible for.
     """
 
     parameterization: str
@@ -123,171 +122,160 @@ def spatial_form(architecture: L.Layer, in_shape: L.Shape) -> str:
 
 
 # ---------------------------------------------------------------------- batch views
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """A kernel array as a batch of matrices (B, R, C), with its row and column variances.
+
+    Matrix b has row variances ``vr[(b // rdiv) % rmod]`` and column variances
+    ``vc[(b // cdiv) % cmod]``; ``mode`` says which entries are computed (ALL, TRIANGLE, BLOCKS).
+    """
+
+    array: np.ndarray
+    vr: np.ndarray
+    vc: np.ndarray
+    index: tuple[int, int, int, int]
+    mode: int
+
+    def like(self, array: np.ndarray) -> np.ndarray:
+        return array.reshape(self.array.shape)
+
+
 def variances(self_kernel: np.ndarray, form: str) -> np.ndarray:
     """Per-input, per-position variances: (n,), (H, W, n) or (n, H, W)."""
     if form == "flat":
         return self_kernel[:, 0]
     if form == "diagonal":
         return self_kernel[..., 0]
-    n, h, w = self_kernel.shape[:3]
+    n, _, h, w = self_kernel.shape[:4]
     return np.diagonal(self_kernel.reshape(n, h * w, h * w), axis1=1, axis2=2).reshape(n, h, w)
 
 
-def _cross_variance_views(state: KernelState) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column variances of the cross kernel's batch view."""
+def cross_batch(state: KernelState, array: np.ndarray | None = None) -> Batch:
+    """The batch view of a cross kernel array of ``state`` (its nngp by default)."""
+    array = state.nngp if array is None else array
     v1, v2 = variances(state.self1, state.form), variances(state.self2, state.form)
+    sym = state.symmetric
     if state.form == "flat":
-        return v1[None, :], v2[None, :]
+        return Batch(array.reshape(1, *array.shape), v1[None], v2[None], (1, 1, 1, 1), TRIANGLE if sym else ALL)
     if state.form == "diagonal":
-        h, w = v1.shape[:2]
-        return v1.reshape(h * w, -1), v2.reshape(h * w, -1)
-    return v1.reshape(1, -1), v2.reshape(1, -1)
+        h, w, n1, n2 = array.shape
+        p = h * w
+        return Batch(array.reshape(p, n1, n2), v1.reshape(p, n1), v2.reshape(p, n2), (1, p, 1, p),
+                     TRIANGLE if sym else ALL)
+    n1, n2, h, w = array.shape[:4]
+    p = h * w
+    return Batch(array.reshape(n1 * n2, p, p), v1.reshape(-1, p), v2.reshape(-1, p), (max(n2, 1), n1, 1, max(n2, 1)),
+                 BLOCKS if sym else ALL)
 
 
-def _self_variance_views(self_kernel: np.ndarray, form: str) -> np.ndarray:
-    """Row (= column) variances of a self kernel's batch view."""
+def self_batch(self_kernel: np.ndarray, form: str, array: np.ndarray | None = None) -> Batch:
+    """The batch view of a self kernel (or of ``array`` laid out like it)."""
+    array = self_kernel if array is None else array
     v = variances(self_kernel, form)
     if form == "full":
-        return v.reshape(v.shape[0], -1)
-    return v.reshape(-1, 1)
+        n, _, h, w = self_kernel.shape[:4]
+        return Batch(array.reshape(n, h * w, h * w), v.reshape(n, h * w), v.reshape(n, h * w), (1, n, 1, n), BLOCKS)
+    vv = v.reshape(-1, 1)
+    return Batch(array.reshape(-1, 1, 1), vv, vv, (1, vv.shape[0], 1, vv.shape[0]), TRIANGLE)
+
+
+def _on_selves(state: KernelState, func) -> tuple[np.ndarray, np.ndarray]:
+    """``func(self_kernel)`` for self1 and (unless symmetric) self2."""
+    s1 = func(state.self1)
+    return s1, (s1 if state.symmetric else func(state.self2))
 
 
 # ---------------------------------------------------------------------- compiled elementwise maps
 @njit(cache=True, inline="always")
-def _rows(t, half, nrows, symmetric):
-    """Rows handled by work item ``t``: (r, R - 1 - r) for symmetric batches (balanced triangles)."""
+def _items(t, nr, half, mode, rdiv, rmod, cdiv, cmod):
+    """Work item t -> (batch b, rows r0, r1 (-1: none), whether to skip, whether the batch matrix
+    is a diagonal block (same input on both sides)). TRIANGLE pairs rows (r, R - 1 - r)."""
+    b = t // half
     r0 = t % half
-    r1 = nrows - 1 - r0 if symmetric else -1
-    return r0, (r1 if r1 != r0 else -1)
+    r1 = np.int64(-1)
+    if mode == TRIANGLE:
+        r1 = nr - 1 - r0
+        if r1 == r0:
+            r1 = np.int64(-1)
+    i = (b // rdiv) % rmod
+    j = (b // cdiv) % cmod
+    skip = mode == BLOCKS and j < i
+    return b, i, j, r0, r1, skip, mode == BLOCKS and j == i
 
 
-@njit(cache=True, inline="always")
-def _closed_loop(kind, a, k, ntk, vr, vc, symmetric, with_ntk, alpha, beta, gamma, delta, eps, out_k, out_ntk):
+@njit(cache=True, parallel=True)
+def _affine_batch(k, ntk, mode, rdiv, rmod, cdiv, cmod, with_ntk, alpha, beta, gamma, delta, eps, out_k, out_ntk):
+    """out_k = alpha k + beta;  out_ntk = gamma k + delta + eps ntk (the computed part, see ``mode``)."""
     nb, nr, nc = k.shape
-    half = (nr + 1) // 2 if symmetric else nr
+    half = (nr + 1) // 2 if mode == TRIANGLE else nr
     for tt in prange(nb * half):
-        t = np.int64(tt)
-        b = t // half
-        r0, r1 = _rows(t, half, nr, symmetric)
+        b, _i, _j, r0, r1, skip, _same = _items(np.int64(tt), nr, half, mode, rdiv, rmod, cdiv, cmod)
+        if skip:
+            continue
         for r in (r0, r1):
             if r < 0:
                 continue
-            v1 = vr[b, r]
-            c0 = r if symmetric else 0
-            krow, trow, okrow, otrow, vcb = k[b, r], ntk[b, r], out_k[b, r], out_ntk[b, r], vc[b]
-            for c in range(c0, nc):
-                q12 = v1 if (symmetric and c == r) else krow[c]
-                pp, dd = _closed_forms.pair(kind, a, v1, vcb[c], q12)
-                okrow[c] = alpha * pp + beta
+            krow, trow, okrow, otrow = k[b, r], ntk[b, r], out_k[b, r], out_ntk[b, r]
+            for c in range(r if mode == TRIANGLE else 0, nc):
+                s = krow[c]
+                okrow[c] = alpha * s + beta
                 if with_ntk:
-                    otrow[c] = gamma * pp + delta + eps * dd * trow[c]
+                    otrow[c] = gamma * s + delta + eps * trow[c]
 
 
 @njit(cache=True, parallel=True)
-def _closed_batch(kind, a, k, ntk, vr, vc, symmetric, with_ntk, alpha, beta, gamma, delta, eps, out_k, out_ntk):
-    """Closed-form nonlinearity, optionally followed by an affine map, on a (B, R, C) batch.
-
-    out_k = alpha E[phi phi] + beta;  out_ntk = gamma E[phi phi] + delta + eps E[phi' phi'] ntk.
-    The diagonal of a symmetric matrix uses q12 = q1 exactly (correlation 1). Each kind gets its
-    own copy of the loop (``kind`` a constant there), which lets the loops vectorise.
-    """
-    if kind == _closed_forms.RELU:
-        _closed_loop(_closed_forms.RELU, a, k, ntk, vr, vc, symmetric, with_ntk,
-                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
-    elif kind == _closed_forms.LEAKY_RELU:
-        _closed_loop(_closed_forms.LEAKY_RELU, a, k, ntk, vr, vc, symmetric, with_ntk,
-                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
-    elif kind == _closed_forms.ABS:
-        _closed_loop(_closed_forms.ABS, a, k, ntk, vr, vc, symmetric, with_ntk,
-                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
-    elif kind == _closed_forms.STEP:
-        _closed_loop(_closed_forms.STEP, a, k, ntk, vr, vc, symmetric, with_ntk,
-                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
-    elif kind == _closed_forms.ERF:
-        _closed_loop(_closed_forms.ERF, a, k, ntk, vr, vc, symmetric, with_ntk,
-                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
-    elif kind == _closed_forms.SIN:
-        _closed_loop(_closed_forms.SIN, a, k, ntk, vr, vc, symmetric, with_ntk,
-                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
-    elif kind == _closed_forms.IDENTITY:
-        _closed_loop(_closed_forms.IDENTITY, a, k, ntk, vr, vc, symmetric, with_ntk,
-                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
-    else:
-        _closed_loop(_closed_forms.GELU, a, k, ntk, vr, vc, symmetric, with_ntk,
-                     alpha, beta, gamma, delta, eps, out_k, out_ntk)
-
-
-@njit(cache=True, parallel=True)
-def _affine_batch(k, ntk, symmetric, with_ntk, alpha, beta, gamma, delta, eps, out_k, out_ntk):
-    """out_k = alpha k + beta;  out_ntk = gamma k + delta + eps ntk (upper triangles if symmetric)."""
-    nb, nr, nc = k.shape
-    half = (nr + 1) // 2 if symmetric else nr
-    for tt in prange(nb * half):
-        t = np.int64(tt)
-        b = t // half
-        r0, r1 = _rows(t, half, nr, symmetric)
-        for r in (r0, r1):
-            if r < 0:
-                continue
-            for c in range(r if symmetric else 0, nc):
-                s = k[b, r, c]
-                out_k[b, r, c] = alpha * s + beta
-                if with_ntk:
-                    out_ntk[b, r, c] = gamma * s + delta + eps * ntk[b, r, c]
-
-
-@njit(cache=True, parallel=True)
-def _normalise_batch(k, ntk, vr, vc, symmetric, with_ntk, out_k, out_ntk):
+def _normalise_batch(k, ntk, vr, vc, mode, rdiv, rmod, cdiv, cmod, with_ntk, out_k, out_ntk):
     """k / sqrt(vr vc) and ntk / sqrt(vr vc); 0 where a variance is 0 (the layer outputs 0 there)."""
     nb, nr, nc = k.shape
-    half = (nr + 1) // 2 if symmetric else nr
+    half = (nr + 1) // 2 if mode == TRIANGLE else nr
     for tt in prange(nb * half):
-        t = np.int64(tt)
-        b = t // half
-        r0, r1 = _rows(t, half, nr, symmetric)
+        b, i, j, r0, r1, skip, same = _items(np.int64(tt), nr, half, mode, rdiv, rmod, cdiv, cmod)
+        if skip:
+            continue
         for r in (r0, r1):
             if r < 0:
                 continue
-            for c in range(r if symmetric else 0, nc):
-                d = math.sqrt(vr[b, r] * vc[b, c])
+            diag = mode == TRIANGLE or same
+            for c in range(r if mode == TRIANGLE else 0, nc):
+                d = math.sqrt(vr[i, r] * vc[j, c])
                 inv = 1.0 / d if d > 0.0 else 0.0
-                out_k[b, r, c] = (1.0 if (symmetric and c == r and d > 0.0) else k[b, r, c] * inv)
+                out_k[b, r, c] = 1.0 if (diag and c == r and d > 0.0) else k[b, r, c] * inv
                 if with_ntk:
                     out_ntk[b, r, c] = ntk[b, r, c] * inv
 
 
 @njit(cache=True, parallel=True)
-def _correlation_batch(k, vr, vc, symmetric, out):
+def _correlation_batch(k, vr, vc, mode, rdiv, rmod, cdiv, cmod, out):
     """c = k / sqrt(vr vc) clipped to [-1, 1]; 0 where a variance is 0 (c is then irrelevant)."""
     nb, nr, nc = k.shape
-    half = (nr + 1) // 2 if symmetric else nr
+    half = (nr + 1) // 2 if mode == TRIANGLE else nr
     for tt in prange(nb * half):
-        t = np.int64(tt)
-        b = t // half
-        r0, r1 = _rows(t, half, nr, symmetric)
+        b, i, j, r0, r1, skip, _same = _items(np.int64(tt), nr, half, mode, rdiv, rmod, cdiv, cmod)
+        if skip:
+            continue
         for r in (r0, r1):
             if r < 0:
                 continue
-            for c in range(r if symmetric else 0, nc):
-                d = math.sqrt(vr[b, r] * vc[b, c])
+            for c in range(r if mode == TRIANGLE else 0, nc):
+                d = math.sqrt(vr[i, r] * vc[j, c])
                 v = k[b, r, c] / d if d > 0.0 else 0.0
                 out[b, r, c] = min(1.0, max(-1.0, v))
 
 
 @njit(cache=True, parallel=True)
-def _multiply_batch(a, b_arr, symmetric, out):
-    """out = a * b on the upper triangles (symmetric) or everywhere."""
-    nb, nr, nc = a.shape
-    half = (nr + 1) // 2 if symmetric else nr
+def _multiply_batch(x, y, mode, rdiv, rmod, cdiv, cmod, out):
+    """out = x * y on the computed part (see ``mode``)."""
+    nb, nr, nc = x.shape
+    half = (nr + 1) // 2 if mode == TRIANGLE else nr
     for tt in prange(nb * half):
-        t = np.int64(tt)
-        b = t // half
-        r0, r1 = _rows(t, half, nr, symmetric)
+        b, _i, _j, r0, r1, skip, _same = _items(np.int64(tt), nr, half, mode, rdiv, rmod, cdiv, cmod)
+        if skip:
+            continue
         for r in (r0, r1):
             if r < 0:
                 continue
-            for c in range(r if symmetric else 0, nc):
-                out[b, r, c] = a[b, r, c] * b_arr[b, r, c]
+            for c in range(r if mode == TRIANGLE else 0, nc):
+                out[b, r, c] = x[b, r, c] * y[b, r, c]
 
 
 # ---------------------------------------------------------------------- compiled position maps
@@ -301,62 +289,153 @@ def _tap_range(n_out, n_in, stride, pad, tap):
     return lo, min(hi, n_out)
 
 
+@njit(cache=True)
+def conv_taps(h, w, ho, wo, kh, kw, sh, sw, pt, pl):
+    """For each filter offset (dh, dw): which output positions q read inside the image,
+    valid[tap, q], and the input position they read, source[tap, q] (-1 outside)."""
+    valid = np.zeros((kh * kw, ho * wo), dtype=np.bool_)
+    source = np.full((kh * kw, ho * wo), -1, dtype=np.int64)
+    for dh in range(kh):
+        for dw in range(kw):
+            for q in range(ho * wo):
+                ih = (q // wo) * sh - pt + dh
+                iw = (q % wo) * sw - pl + dw
+                if 0 <= ih < h and 0 <= iw < w:
+                    valid[dh * kw + dw, q] = True
+                    source[dh * kw + dw, q] = ih * w + iw
+    return valid, source
+
+
+@njit(cache=True)
+def _conv_block(src, dst, valid, source, same_size, offsets):
+    """dst[q, q'] = sum over taps of src[source(q), source(q')] (both positions shifted by the same
+    filter offset; taps outside the image contribute 0). src (P_in, P_in), dst (P_out, P_out).
+
+    When the layer keeps the image (stride 1, 'same'), source(q) = q + offset(tap), so each row is
+    a masked shifted copy of a whole source row and the inner loop vectorises."""
+    p_out = dst.shape[0]
+    ntaps = valid.shape[0]
+    for q in range(p_out):
+        row = dst[q]
+        row[:] = 0.0
+        for t in range(ntaps):
+            if not valid[t, q]:
+                continue
+            srow = src[source[t, q]]
+            vrow = valid[t]
+            if same_size:
+                off = offsets[t]
+                lo = max(0, -off)
+                hi = min(p_out, p_out - off)
+                part = srow[lo + off : hi + off]
+                mask = vrow[lo:hi]
+                out = row[lo:hi]
+                for c in range(out.size):
+                    out[c] += part[c] if mask[c] else 0.0
+            else:
+                stab = source[t]
+                for c in range(p_out):
+                    if vrow[c]:
+                        row[c] += srow[stab[c]]
+
+
+@njit(cache=True)
+def _shift_rows(src, dst, mask, step, pad):
+    """dst[q] = sum over taps d of src[q + (d - pad) step], masked where the shifted position leaves
+    the image (``mask[d, q]``), both row and column positions shifted (one axis of a separable
+    'same' stride-1 convolution; src and dst (P, P))."""
+    p = dst.shape[0]
+    for q in range(p):
+        row = dst[q]
+        row[:] = 0.0
+        for d in range(mask.shape[0]):
+            if not mask[d, q]:
+                continue
+            off = (d - pad) * step
+            srow = src[q + off]
+            lo = max(0, -off)
+            hi = min(p, p - off)
+            part = srow[lo + off : hi + off]
+            m = mask[d, lo:hi]
+            out = row[lo:hi]
+            for c in range(out.size):
+                out[c] += part[c] if m[c] else 0.0
+
+
+@njit(cache=True)
+def _conv_block_separable(src, dst, tmp, mask_h, mask_w, pt, pl, w):
+    """The sum over the kh x kw offsets of a 'same' stride-1 convolution as two passes of kh and
+    kw taps (the zero padding makes a tap valid iff it is valid along each axis)."""
+    _shift_rows(src, tmp, mask_w, 1, pl)
+    _shift_rows(tmp, dst, mask_h, w, pt)
+
+
 @njit(cache=True, inline="always")
-def _shifted_add(out_row, in_row, lo, hi, stride, offset):
-    """out_row[q] += in_row[q * stride + offset] for q in [lo, hi)."""
-    if stride == 1:
-        for q in range(lo, hi):
-            out_row[q] += in_row[q + offset]
+def _affine_row(sk, st, with_ntk, alpha, beta, gamma, delta, eps):
+    """sk -> alpha sk + beta and st -> gamma sk + delta + eps st, elementwise on 1-D rows."""
+    for c in range(sk.size):
+        s = sk[c]
+        sk[c] = alpha * s + beta
+        if with_ntk:
+            st[c] = gamma * s + delta + eps * st[c]
+
+
+@njit(cache=True)
+def _affine_block(sk, st, with_ntk, alpha, beta, gamma, delta, eps):
+    """:func:`_affine_row` on every row of 2-D blocks (views of larger buffers allowed)."""
+    for r in range(sk.shape[0]):
+        _affine_row(sk[r], st[r], with_ntk, alpha, beta, gamma, delta, eps)
+
+
+@njit(cache=True)
+def _conv_any(src, dst, tmp, valid, source, same_size, offsets, mask_h, mask_w, pt, pl, w):
+    """The sum over filter offsets of one block: separable passes when the image keeps its size."""
+    if same_size:
+        _conv_block_separable(src, dst, tmp, mask_h, mask_w, pt, pl, w)
     else:
-        for q in range(lo, hi):
-            out_row[q] += in_row[q * stride + offset]
+        _conv_block(src, dst, valid, source, same_size, offsets)
 
 
 @njit(cache=True, parallel=True)
-def _conv_full(k, ntk, with_ntk, mode, kh, kw, sh, sw, pt, pl, alpha, beta, gamma, delta, eps, out_k, out_ntk):
-    """Convolution of the full spatial form: both positions shifted by the same filter offset.
+def _conv_blocks(k, ntk, with_ntk, skip_lower, n2, valid, source, same_size, offsets, mask_h, mask_w, pt, pl, w,
+                 inv, alpha, beta, gamma, delta, eps, out_k, out_ntk):
+    """Convolution of every position block of a full-form array (B = n1 n2 blocks).
 
-    k, ntk: (n1, H, W, n2, H, W); out: (n1, Ho, Wo, n2, Ho, Wo) (any contents). With S the mean
-    over the kh kw offsets (zero padding outside the image), out_k = alpha S(k) + beta and
-    out_ntk = gamma S(k) + delta + eps S(ntk). ``mode``: 0 every column; 1 symmetric cross kernel
-    (columns (j, q) >= (i, p) in row-major order); 2 self kernel (n2 = 1; columns q >= p). The
-    entries read are then in the same triangle, since both positions move by the same offset.
-
-    Each output row (i, p) is a sum of whole input rows (i, p + d), each shifted by the offset d
-    and masked where q + d leaves the image; when the layer keeps the image size (stride 1,
-    "same"), the shift is one constant in the flattened column index, so the inner loop runs over
-    whole rows and vectorises. Other shapes take a per-position loop.
-    """
-    n1, h, w, n2 = k.shape[:4]
-    ho, wo = out_k.shape[1], out_k.shape[2]
-    p_in, p_out = h * w, ho * wo
-    same_size = ho == h and wo == w and sh == 1 and sw == 1
-    inv = 1.0 / (kh * kw)
-    ncols = n2 * p_out
-    # valid[tap, c]: whether column c = (j, qh, qw) reads inside the image at that tap
-    valid = np.zeros((kh * kw, ncols), dtype=np.bool_)
-    for dh in range(kh):
-        for dw in range(kw):
-            for c in range(ncols):
-                qh = (c % p_out) // wo
-                qw = c % wo
-                jh = qh * sh - pt + dh
-                jw = qw * sw - pl + dw
-                valid[dh * kw + dw, c] = 0 <= jh < h and 0 <= jw < w
-    kf = k.reshape(n1, p_in, n2 * p_in)
-    tf = ntk.reshape(n1, p_in, n2 * p_in)
-    okf = out_k.reshape(n1, p_out, ncols)
-    otf = out_ntk.reshape(n1, p_out, ncols)
-    for tt in prange(n1 * p_out):
-        t = np.int64(tt)
-        i = t // p_out
-        p = t % p_out
-        oh, ow = p // wo, p % wo
-        c0 = i * p_out + p if mode == 1 else (p if mode == 2 else np.int64(0))
-        orow, trow = okf[i, p], otf[i, p]
-        orow[c0:] = 0.0
+    out_k = alpha S(k) + beta and out_ntk = gamma S(k) + delta + eps S(ntk), S the mean over the
+    filter offsets; blocks with j < i are skipped when ``skip_lower``."""
+    p = out_k.shape[1]
+    for bb in prange(k.shape[0]):
+        b = np.int64(bb)
+        if skip_lower and (b % n2) < (b // n2):
+            continue
+        tmp = np.empty((p, p))
+        _conv_any(k[b], out_k[b], tmp, valid, source, same_size, offsets, mask_h, mask_w, pt, pl, w)
         if with_ntk:
-            trow[c0:] = 0.0
+            _conv_any(ntk[b], out_ntk[b], tmp, valid, source, same_size, offsets, mask_h, mask_w, pt, pl, w)
+        _affine_block(out_k[b], out_ntk[b], with_ntk, alpha * inv, beta, gamma * inv, delta, eps * inv)
+
+
+@njit(cache=True, parallel=True)
+def _conv_diagonal(k, ntk, with_ntk, symmetric, kh, kw, sh, sw, pt, pl, alpha, beta, gamma, delta, eps, out_k,
+                   out_ntk):
+    """Convolution of the diagonal form (H, W, n1, n2): out[p] = mean over offsets d of in[s p + d - pad].
+
+    Zero padding outside the image; the affine map as in :func:`_conv_blocks`. Each output row
+    (p, i) sums whole input rows (p', i), the upper triangle (j >= i) only when ``symmetric``.
+    """
+    h, w, n1 = k.shape[:3]
+    ho, wo = out_k.shape[0], out_k.shape[1]
+    inv = 1.0 / (kh * kw)
+    for tt in prange(ho * wo * n1):
+        t = np.int64(tt)
+        i = t % n1
+        oh = t // (n1 * wo)
+        ow = (t // n1) % wo
+        j0 = i if symmetric else np.int64(0)
+        orow, trow = out_k[oh, ow, i, j0:], out_ntk[oh, ow, i, j0:]
+        orow[:] = 0.0
+        if with_ntk:
+            trow[:] = 0.0
         for dh in range(kh):
             ih = oh * sh - pt + dh
             if ih < 0 or ih >= h:
@@ -365,59 +444,34 @@ def _conv_full(k, ntk, with_ntk, mode, kh, kw, sh, sw, pt, pl, alpha, beta, gamm
                 iw = ow * sw - pl + dw
                 if iw < 0 or iw >= w:
                     continue
-                irow, jrow, vrow = kf[i, ih * w + iw], tf[i, ih * w + iw], valid[dh * kw + dw]
-                if same_size:
-                    off = (dh - pt) * w + (dw - pl)
-                    lo = max(c0, -off)
-                    hi = min(ncols, ncols - off)
-                    # slices, so that the loop index is the element index (no wraparound checks)
-                    _masked_add(orow[lo:hi], irow[lo + off : hi + off], vrow[lo:hi])
-                    if with_ntk:
-                        _masked_add(trow[lo:hi], jrow[lo + off : hi + off], vrow[lo:hi])
-                else:
-                    for c in range(c0, ncols):
-                        if vrow[c]:
-                            j = c // p_out
-                            q = c % p_out
-                            src = j * p_in + ((q // wo) * sh - pt + dh) * w + (q % wo) * sw - pl + dw
-                            orow[c] += irow[src]
-                            if with_ntk:
-                                trow[c] += jrow[src]
-        _affine_row(orow[c0:], trow[c0:], with_ntk, alpha * inv, beta, gamma * inv, delta, eps * inv)
-
-
-@njit(cache=True, inline="always")
-def _masked_add(out, values, mask):
-    """out += values where mask (same lengths)."""
-    for c in range(out.size):
-        out[c] += values[c] if mask[c] else 0.0
-
-
-@njit(cache=True, inline="always")
-def _affine_row(sk, st, with_ntk, alpha, beta, gamma, delta, eps):
-    """sk -> alpha sk + beta and st -> gamma sk + delta + eps st, elementwise (the old sk)."""
-    for c in range(sk.size):
-        s = sk[c]
-        sk[c] = alpha * s + beta
-        if with_ntk:
-            st[c] = gamma * s + delta + eps * st[c]
+                krow = k[ih, iw, i, j0:]
+                for c in range(orow.size):
+                    orow[c] += krow[c]
+                if with_ntk:
+                    nrow = ntk[ih, iw, i, j0:]
+                    for c in range(trow.size):
+                        trow[c] += nrow[c]
+        _affine_row(orow, trow, with_ntk, alpha * inv, beta, gamma * inv, delta, eps * inv)
 
 
 @njit(cache=True, parallel=True)
-def _mirror_blocks(k, mode):
-    """Fill the lower triangle of the diagonal position blocks from their upper triangle.
-
-    mode 1: blocks (i, i) of a symmetric cross kernel (n, H, W, n, H, W); mode 2: every block of a
-    self kernel (n, H, W, 1, H, W).
-    """
-    n, h, w = k.shape[:3]
-    p = h * w
-    for r in prange(n):
-        i = np.int64(r)
-        j = i if mode == 1 else np.int64(0)
-        for a in range(p):
-            for b in range(a):
-                k[i, a // w, a % w, j, b // w, b % w] = k[i, b // w, b % w, j, a // w, a % w]
+def _block_reduce(k, skip_lower, n2, diagonal_only, out):
+    """out[b] = mean over the block (all (p, p') pairs, or the diagonal p = p' only)."""
+    for bb in prange(k.shape[0]):
+        b = np.int64(bb)
+        if skip_lower and (b % n2) < (b // n2):
+            continue
+        blk = k[b]
+        total = 0.0
+        if diagonal_only:
+            for a in range(blk.shape[0]):
+                total += blk[a, a]
+            out[b] = total / blk.shape[0]
+        else:
+            for a in range(blk.shape[0]):
+                for c in range(blk.shape[1]):
+                    total += blk[a, c]
+            out[b] = total / blk.size
 
 
 @njit(cache=True, parallel=True)
@@ -452,76 +506,33 @@ def input_state(x1: np.ndarray, x2: np.ndarray | None, form: str) -> KernelState
         self2 = self1 if symmetric else (np.einsum("ichw,ichw->hwi", xb, xb) / c)[..., None]
         cross = np.einsum("ichw,jchw->hwij", x1, xb, optimize=True) / c
     else:
-        z1 = np.ascontiguousarray(x1.transpose(0, 2, 3, 1))  # (n, H, W, C)
-        z2 = z1 if symmetric else np.ascontiguousarray(xb.transpose(0, 2, 3, 1))
         p = h * w
+        z1 = np.ascontiguousarray(x1.reshape(n1, c, p).transpose(0, 2, 1))  # (n, P, C)
+        z2 = z1 if symmetric else np.ascontiguousarray(xb.reshape(len(xb), c, p).transpose(0, 2, 1))
 
         def self_of(z):
-            m = z.reshape(z.shape[0], p, c)
-            return (np.matmul(m, m.transpose(0, 2, 1)) / c).reshape(z.shape[0], h, w, 1, h, w)
+            return (np.matmul(z, z.transpose(0, 2, 1)) / c).reshape(z.shape[0], 1, h, w, h, w)
 
         self1 = self_of(z1)
         self2 = self1 if symmetric else self_of(z2)
-        cross = (z1.reshape(n1 * p, c) @ z2.reshape(-1, c).T / c).reshape(n1, h, w, -1, h, w)
+        cross = (np.einsum("ipc,jqc->ijpq", z1, z2, optimize=True) / c).reshape(n1, len(z2), h, w, h, w)
     return KernelState(form, cross, np.zeros_like(cross), self1, self2, symmetric, (c, h, w))
-
-
-# ---------------------------------------------------------------------- batch views
-def cross_batch(array: np.ndarray, form: str) -> np.ndarray:
-    """(B, R, C) view of a cross kernel: (1, n1, n2), (H W, n1, n2) or (1, n1 H W, n2 H W)."""
-    if form == "flat":
-        return array.reshape(1, *array.shape)
-    if form == "diagonal":
-        h, w, n1, n2 = array.shape
-        return array.reshape(h * w, n1, n2)
-    n1, h, w, n2 = array.shape[:4]
-    return array.reshape(1, n1 * h * w, n2 * h * w)
-
-
-def self_batch(array: np.ndarray, form: str) -> np.ndarray:
-    """(B, R, C) view of a self kernel: (n, 1, 1), (H W n, 1, 1) or (n, H W, H W)."""
-    if form == "full":
-        n, h, w = array.shape[:3]
-        return array.reshape(n, h * w, h * w)
-    return array.reshape(-1, 1, 1)
-
-
-def _cross_variances(state: KernelState) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column variances (B, R), (B, C) of the cross kernel's batch view."""
-    v1, v2 = variances(state.self1, state.form), variances(state.self2, state.form)
-    if state.form == "flat":
-        return v1[None, :], v2[None, :]
-    if state.form == "diagonal":
-        h, w = v1.shape[:2]
-        return v1.reshape(h * w, -1), v2.reshape(h * w, -1)
-    return v1.reshape(1, -1), v2.reshape(1, -1)
-
-
-def _self_variances(self_kernel: np.ndarray, form: str) -> np.ndarray:
-    """Row (= column) variances (B, R) of a self kernel's batch view."""
-    v = variances(self_kernel, form)
-    return v.reshape(v.shape[0], -1) if form == "full" else v.reshape(-1, 1)
-
-
-def _on_selves(state: KernelState, func) -> tuple[np.ndarray, np.ndarray]:
-    """``func(self_kernel)`` for self1 and (unless symmetric) self2."""
-    s1 = func(state.self1)
-    return s1, (s1 if state.symmetric else func(state.self2))
 
 
 # ---------------------------------------------------------------------- elementwise maps
 def _affine(state: KernelState, ctx: Context, alpha: float, beta: float, gamma: float, delta: float,
             eps: float) -> KernelState:
     """nngp -> alpha nngp + beta; ntk -> gamma nngp + delta + eps ntk; self -> alpha self + beta."""
-    form = state.form
     out_k, out_ntk = ctx.buffer(state.nngp.shape), ctx.buffer(state.ntk.shape)
-    _affine_batch(cross_batch(state.nngp, form), cross_batch(state.ntk, form), state.symmetric, True,
-                  alpha, beta, gamma, delta, eps, cross_batch(out_k, form), cross_batch(out_ntk, form))
+    cb = cross_batch(state)
+    _affine_batch(cb.array, cb.like(state.ntk), cb.mode, *cb.index, True, alpha, beta, gamma, delta, eps,
+                  cb.like(out_k), cb.like(out_ntk))
 
     def on_self(s):
         out = np.zeros(s.shape)
-        sb = self_batch(s, form)
-        _affine_batch(sb, sb, True, False, alpha, beta, 0.0, 0.0, 0.0, self_batch(out, form), sb)
+        sb = self_batch(s, state.form)
+        _affine_batch(sb.array, sb.array, sb.mode, *sb.index, False, alpha, beta, 0.0, 0.0, 0.0, sb.like(out),
+                      sb.array)
         return out
 
     self1, self2 = _on_selves(state, on_self)
@@ -549,142 +560,149 @@ def _closed_kind(act: ActivationFunction) -> int:
 def _activation_closed(act: ActivationFunction, state: KernelState, ctx: Context,
                        then: tuple[float, ...] | None) -> KernelState:
     """Closed-form nonlinearity, fused with the affine map ``then`` of a following Dense if given."""
-    form, kind, a = state.form, _closed_kind(act), act.param_value
+    kind, a = _closed_kind(act), act.param_value
     alpha, beta, gamma, delta, eps = then if then is not None else (1.0, 0.0, 0.0, 0.0, 1.0)
-    vr, vc = _cross_variances(state)
     out_k, out_ntk = ctx.buffer(state.nngp.shape), ctx.buffer(state.ntk.shape)
-    _closed_batch(kind, a, cross_batch(state.nngp, form), cross_batch(state.ntk, form), vr, vc, state.symmetric,
-                  True, alpha, beta, gamma, delta, eps, cross_batch(out_k, form), cross_batch(out_ntk, form))
+    cb = cross_batch(state)
+    closed_batch = _kernel_kinds.for_kind(kind).closed_batch
+    closed_batch(a, cb.array, cb.like(state.ntk), cb.vr, cb.vc, cb.mode, *cb.index, True, alpha, beta, gamma, delta,
+                 eps, cb.like(out_k), cb.like(out_ntk))
 
     def on_self(s):
         out = np.zeros(s.shape)
-        sb = self_batch(s, form)
-        v = _self_variances(s, form)
-        _closed_batch(kind, a, sb, sb, v, v, True, False, alpha, beta, 0.0, 0.0, 0.0, self_batch(out, form), sb)
+        sb = self_batch(s, state.form)
+        closed_batch(a, sb.array, sb.array, sb.vr, sb.vc, sb.mode, *sb.index, False, alpha, beta, 0.0, 0.0, 0.0,
+                     sb.like(out), sb.array)
         return out
 
     self1, self2 = _on_selves(state, on_self)
     return state.replace(nngp=out_k, ntk=out_ntk, self1=self1, self2=self2)
 
 
-def _quadrature_batch(act: ActivationFunction, k: np.ndarray, vr: np.ndarray, vc: np.ndarray, symmetric: bool,
-                      want_dd: bool, stats: dict):
-    """(E[phi phi], E[phi' phi'], E[phi^2] at the row variances, E[phi^2] at the column variances)
-    on a (B, R, C) batch by quadrature; upper triangles if symmetric.
-
-    Off-diagonal entries come from :func:`_quadrature.pair_expectations` (Mehler series with a
-    rigorous tail bound, direct 2-D quadrature where it fails), one call per batch matrix;
-    diagonals of symmetric matrices (correlation exactly 1) are its second moments (the
-    univariate rule). Batches of 1 x 1 symmetric matrices need the univariate rule only.
-    """
-    nb, nr = k.shape[:2]
+def _quadrature_matrix(act: ActivationFunction, c: np.ndarray, v_rows: np.ndarray, v_cols: np.ndarray,
+                       symmetric: bool, want_dd: bool, stats: dict):
+    """(E[phi phi], E[phi' phi'] or None, E[phi^2] at v_rows, E[phi^2] at v_cols) of one correlation
+    matrix by :func:`_quadrature.pair_expectations` (Mehler series with a rigorous tail bound,
+    direct 2-D quadrature where it fails); with ``symmetric`` the upper triangle, diagonal included
+    (the univariate rule's second moments)."""
     pairs = [(act.phi, act.phi)] + ([(act.dphi, act.dphi)] if want_dd else [])
-    if symmetric and nr == 1:
-        m = _quadrature.second_moments([p[0] for p in pairs], vr.reshape(-1), act.kinks)
-        pp = m[0].reshape(k.shape)
-        return pp, (m[1].reshape(k.shape) if want_dd else None), m[0].reshape(vr.shape), m[0].reshape(vc.shape)
-    c = np.zeros(k.shape)
-    _correlation_batch(k, vr, vc, symmetric, c)
-    pp = dd = None
-    m_rows, m_cols = np.empty(vr.shape), np.empty(vc.shape)
-    for b in range(nb):
-        values, info = _quadrature.pair_expectations(pairs, vr[b], vc[b], c[b], symmetric=symmetric,
-                                                     breakpoints=act.kinks, mirror=False, moments=True)
-        if nb == 1:  # one large matrix: keep the arrays, no copy
-            pp, dd = values[0][None], (values[1][None] if want_dd else None)
-        else:
-            if pp is None:
-                pp = np.zeros(k.shape)
-                dd = np.zeros(k.shape) if want_dd else None
-            pp[b] = values[0]
-            if want_dd:
-                dd[b] = values[1]
-        m1, m2 = info.pop("second_moment1"), info.pop("second_moment2")
-        m_rows[b], m_cols[b] = m1[0], m2[0]
-        if symmetric:
-            idx = np.arange(nr)
-            pp[b, idx, idx] = m1[0]
-            if want_dd:
-                dd[b, idx, idx] = m1[1]
-        for key in ("per_pair", "direct"):
-            stats[key] = stats.get(key, 0) + int(info[key])
-        stats["kmax"] = max(stats.get("kmax", 0), int(info["kmax"]))
-    return pp, dd, m_rows, m_cols
+    values, info = _quadrature.pair_expectations(pairs, v_rows, v_cols, c, symmetric=symmetric,
+                                                 breakpoints=act.kinks, mirror=False, moments=True)
+    m1, m2 = info.pop("second_moment1"), info.pop("second_moment2")
+    if symmetric:
+        idx = np.arange(len(v_rows))
+        for p in range(len(pairs)):
+            values[p][idx, idx] = m1[p]
+    for key in ("per_pair", "direct"):
+        stats[key] = stats.get(key, 0) + int(info[key])
+    stats["kmax"] = max(stats.get("kmax", 0), int(info["kmax"]))
+    return values[0], (values[1] if want_dd else None), m1[0], m2[0]
+
+
+def _correlations(batch: Batch) -> np.ndarray:
+    c = np.zeros(batch.array.shape)
+    _correlation_batch(batch.array, batch.vr, batch.vc, batch.mode, *batch.index, c)
+    return c
 
 
 def _activation_quadrature(act: ActivationFunction, state: KernelState, ctx: Context) -> KernelState:
-    form = state.form
-    stats: dict = {"method": "quadrature"}
-    vr, vc = _cross_variances(state)
-    pp, dd, m_rows, m_cols = _quadrature_batch(act, cross_batch(state.nngp, form), vr, vc, state.symmetric, True,
-                                               stats)
-    _multiply_batch(dd, cross_batch(state.ntk, form), state.symmetric, dd)
+    """A nonlinearity without closed form: quadrature on every entry.
+
+    Flat and diagonal forms: one correlation matrix per batch matrix (one, or one per position).
+    Full form: the n1 H W x n2 H W matrix of all (input, position) pairs at once, its diagonal
+    position blocks mirrored afterwards (the quadrature fills upper triangles). The 1 x 1 self
+    kernels of the flat and diagonal forms are the second moments of the same calls."""
+    form, stats = state.form, {"method": "quadrature"}
+    cb = cross_batch(state)
     if form == "full":
+        n1, n2, h, w = state.nngp.shape[:4]
+        p = h * w
+        c = _correlations(cb).reshape(n1, n2, p, p).transpose(0, 2, 1, 3).reshape(n1 * p, n2 * p)
+        pp, dd, _, _ = _quadrature_matrix(act, np.ascontiguousarray(c), cb.vr.reshape(-1), cb.vc.reshape(-1),
+                                          state.symmetric, True, stats)
+        del c
+        pp = np.ascontiguousarray(pp.reshape(n1, p, n2, p).transpose(0, 2, 1, 3))
+        dd = np.ascontiguousarray(dd.reshape(n1, p, n2, p).transpose(0, 2, 1, 3))
+        if state.symmetric:  # diagonal blocks: lower triangle from the upper one
+            for x in (pp, dd):
+                d = x[np.arange(n1), np.arange(n1)]
+                x[np.arange(n1), np.arange(n1)] = np.triu(d) + np.transpose(np.triu(d, 1), (0, 2, 1))
+
         def on_self(s):
-            v = _self_variances(s, form)
-            out = _quadrature_batch(act, self_batch(s, form), v, v, True, False, stats)[0]
-            return out.reshape(s.shape)
+            out = np.zeros(s.shape)
+            sb = self_batch(s, form)
+            for b in range(sb.array.shape[0]):
+                corr = np.zeros((p, p))
+                _correlation_batch(sb.array[b : b + 1], sb.vr[b : b + 1], sb.vc[b : b + 1], TRIANGLE, 1, 1, 1, 1,
+                                   corr[None])
+                blk, _, _, _ = _quadrature_matrix(act, corr, sb.vr[b], sb.vc[b], True, False, stats)
+                out.reshape(-1, p, p)[b] = np.triu(blk) + np.triu(blk, 1).T
+            return out
 
         self1, self2 = _on_selves(state, on_self)
-    else:  # 1 x 1 self blocks: E[phi^2] at the cross kernel's own row / column variances
+    else:
+        c = _correlations(cb)
+        pp, dd = np.zeros(c.shape), np.zeros(c.shape)
+        m_rows, m_cols = np.empty(cb.vr.shape), np.empty(cb.vc.shape)
+        for b in range(c.shape[0]):
+            pp[b], dd[b], m_rows[b], m_cols[b] = _quadrature_matrix(act, c[b], cb.vr[b], cb.vc[b], state.symmetric,
+                                                                    True, stats)
         self1 = m_rows.reshape(state.self1.shape)
         self2 = self1 if state.symmetric else m_cols.reshape(state.self2.shape)
+    pp, dd = cb.like(pp), cb.like(dd)
+    _multiply_batch(dd, cb.like(state.ntk), cb.mode, *cb.index, dd)
     ctx.stats.append(stats)
     return state.replace(nngp=pp.reshape(state.nngp.shape), ntk=dd.reshape(state.ntk.shape), self1=self1,
                          self2=self2)
 
 
 # ---------------------------------------------------------------------- position maps
-@njit(cache=True, parallel=True)
-def _conv_diagonal(k, ntk, with_ntk, symmetric, kh, kw, sh, sw, pt, pl, alpha, beta, gamma, delta, eps, out_k,
-                   out_ntk):
-    """Convolution of the diagonal form (H, W, n1, n2): out[p] = mean over offsets d of in[s p + d - pad].
+@dataclasses.dataclass(frozen=True)
+class ConvGeometry:
+    """Which input positions each output position reads, per filter offset (see :func:`conv_taps`),
+    and for size-preserving convolutions the per-axis masks of the separable passes."""
 
-    Zero padding outside the image; the affine map as in :func:`_conv_full`. Each output row
-    (p, i) sums whole input rows (p', i), the upper triangle (j >= i) only when ``symmetric``.
-    """
-    h, w, n1 = k.shape[:3]
-    ho, wo = out_k.shape[0], out_k.shape[1]
-    inv = 1.0 / (kh * kw)
-    for tt in prange(ho * wo * n1):
-        t = np.int64(tt)
-        i = t % n1
-        oh = t // (n1 * wo)
-        ow = (t // n1) % wo
-        j0 = i if symmetric else np.int64(0)
-        orow, trow = out_k[oh, ow, i, j0:], out_ntk[oh, ow, i, j0:]
-        orow[:] = 0.0
-        if with_ntk:
-            trow[:] = 0.0
-        for dh in range(kh):
-            ih = oh * sh - pt + dh
-            if ih < 0 or ih >= h:
-                continue
-            for dw in range(kw):
-                iw = ow * sw - pl + dw
-                if iw < 0 or iw >= w:
-                    continue
-                krow = k[ih, iw, i, j0:]
-                for c in range(orow.size):
-                    orow[c] += krow[c]
-                if with_ntk:
-                    nrow = ntk[ih, iw, i, j0:]
-                    for c in range(trow.size):
-                        trow[c] += nrow[c]
-        _affine_row(orow, trow, with_ntk, alpha * inv, beta, gamma * inv, delta, eps * inv)
+    valid: np.ndarray
+    source: np.ndarray
+    same_size: bool
+    offsets: np.ndarray
+    mask_h: np.ndarray
+    mask_w: np.ndarray
+    pt: int
+    pl: int
+    w: int
+    out_shape: L.Shape
+
+    def args(self) -> tuple:
+        return (self.valid, self.source, self.same_size, self.offsets, self.mask_h, self.mask_w, self.pt, self.pl,
+                self.w)
+
+
+def _conv_geometry(layer: L.Conv, in_shape: L.Shape) -> ConvGeometry:
+    (pt, _), (pl, _) = layer.padding_amounts(in_shape)
+    out_shape = layer.out_shape(in_shape)
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
+    h, w = in_shape[1:]
+    ho, wo = out_shape[1:]
+    valid, source = conv_taps(h, w, ho, wo, kh, kw, sh, sw, pt, pl)
+    same_size = (ho, wo) == (h, w) and (sh, sw) == (1, 1)
+    offsets = np.array([(dh - pt) * w + (dw - pl) for dh in range(kh) for dw in range(kw)], dtype=np.int64)
+    q = np.arange(ho * wo)
+    mask_h = np.array([((q // wo) + dh - pt >= 0) & ((q // wo) + dh - pt < h) for dh in range(kh)])
+    mask_w = np.array([((q % wo) + dw - pl >= 0) & ((q % wo) + dw - pl < w) for dw in range(kw)])
+    return ConvGeometry(valid, source, same_size, offsets, mask_h, mask_w, pt, pl, w, out_shape)
 
 
 def _conv(layer: L.Conv, state: KernelState, ctx: Context) -> KernelState:
-    pads = layer.padding_amounts(state.shape)
-    out_shape = layer.out_shape(state.shape)
     alpha, beta, gamma, delta, eps = _weighted_coefficients(layer, state, ctx)
     (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
-    (pt, _), (pl, _) = pads
-    ho, wo = out_shape[1:]
+    inv = 1.0 / (kh * kw)
     if state.form == "diagonal":
+        (pt, _), (pl, _) = layer.padding_amounts(state.shape)
+        out_shape = layer.out_shape(state.shape)
+        ho, wo = out_shape[1:]
         n1, n2 = state.nngp.shape[2:]
-        nngp = ctx.buffer((ho, wo, n1, n2))
-        ntk = ctx.buffer((ho, wo, n1, n2))
+        nngp, ntk = ctx.buffer((ho, wo, n1, n2)), ctx.buffer((ho, wo, n1, n2))
         _conv_diagonal(state.nngp, state.ntk, True, state.symmetric, kh, kw, sh, sw, pt, pl, alpha, beta, gamma,
                        delta, eps, nngp, ntk)
 
@@ -694,36 +712,26 @@ def _conv(layer: L.Conv, state: KernelState, ctx: Context) -> KernelState:
             return out
 
     else:
-        n1, n2 = state.nngp.shape[0], state.nngp.shape[3]
-        nngp = ctx.buffer((n1, ho, wo, n2, ho, wo))
-        ntk = ctx.buffer((n1, ho, wo, n2, ho, wo))
-        _conv_full(state.nngp, state.ntk, True, 1 if state.symmetric else 0, kh, kw, sh, sw, pt, pl,
-                   alpha, beta, gamma, delta, eps, nngp, ntk)
+        geom = _conv_geometry(layer, state.shape)
+        out_shape = geom.out_shape
+        ho, wo = out_shape[1:]
+        po = ho * wo
+        n1, n2 = state.nngp.shape[:2]
+        nngp, ntk = ctx.buffer((n1, n2, ho, wo, ho, wo)), ctx.buffer((n1, n2, ho, wo, ho, wo))
+        p_in = state.shape[1] * state.shape[2]
+        _conv_blocks(state.nngp.reshape(-1, p_in, p_in), state.ntk.reshape(-1, p_in, p_in), True, state.symmetric,
+                     max(n2, 1), *geom.args(), inv, alpha, beta, gamma, delta, eps, nngp.reshape(-1, po, po),
+                     ntk.reshape(-1, po, po))
 
         def on_self(s):
-            out = np.zeros((s.shape[0], ho, wo, 1, ho, wo))
-            _conv_full(s, s, False, 2, kh, kw, sh, sw, pt, pl, alpha, beta, 0.0, 0.0, 0.0, out, out)
+            out = np.zeros((s.shape[0], 1, ho, wo, ho, wo))
+            flat_out = out.reshape(-1, po, po)
+            _conv_blocks(s.reshape(-1, p_in, p_in), s.reshape(-1, p_in, p_in), False, False, 1, *geom.args(), inv,
+                         alpha, beta, 0.0, 0.0, 0.0, flat_out, flat_out)
             return out
 
     self1, self2 = _on_selves(state, on_self)
     return state.replace(nngp=nngp, ntk=ntk, self1=self1, self2=self2, shape=out_shape)
-
-
-def _mirrored(state: KernelState) -> KernelState:
-    """A full-form state whose diagonal position blocks are complete (pooling reads them whole)."""
-    nngp, ntk = state.nngp, state.ntk
-    if state.symmetric:
-        nngp, ntk = nngp.copy(), ntk.copy()
-        _mirror_blocks(nngp, 1)
-        _mirror_blocks(ntk, 1)
-
-    def full_self(s):
-        s = s.copy()
-        _mirror_blocks(s, 2)
-        return s
-
-    self1, self2 = _on_selves(state, full_self)
-    return state.replace(nngp=nngp, ntk=ntk, self1=self1, self2=self2)
 
 
 def _pool_axes(array: np.ndarray, axes: tuple[int, int], window, stride, out_hw) -> np.ndarray:
@@ -743,10 +751,9 @@ def _pool_axes(array: np.ndarray, axes: tuple[int, int], window, stride, out_hw)
 def _avg_pool(layer: L.AvgPool, state: KernelState, ctx: Context) -> KernelState:
     out_shape = layer.out_shape(state.shape)
     hw = out_shape[1:]
-    state = _mirrored(state)
 
     def pool(a):
-        return _pool_axes(_pool_axes(a, (1, 2), layer.window, layer.stride, hw), (4, 5), layer.window, layer.stride, hw)
+        return _pool_axes(_pool_axes(a, (2, 3), layer.window, layer.stride, hw), (4, 5), layer.window, layer.stride, hw)
 
     self1, self2 = _on_selves(state, pool)
     return state.replace(nngp=pool(state.nngp), ntk=pool(state.ntk), self1=self1, self2=self2, shape=out_shape)
@@ -758,72 +765,45 @@ def _to_flat(state: KernelState, reduce_cross, reduce_self, shape: L.Shape) -> K
                        shape)
 
 
-@njit(cache=True, parallel=True)
-def _block_means(k, mode, out):
-    """out[i, j] = mean over (p, p') of the position block (i, j) of a full-form array.
+def _full_reduce(state: KernelState, shape: L.Shape, diagonal_only: bool) -> KernelState:
+    """Mean over every block (GlobalAvgPool) or over its diagonal (Flatten) of a full-form state."""
 
-    mode 0: every block; 1: symmetric cross kernel, blocks j >= i, the diagonal blocks read from
-    their upper triangle; 2: self kernel (n, H, W, 1, H, W), each block from its upper triangle.
-    """
-    n1, h, w, n2 = k.shape[:4]
-    p = h * w
-    kf = k.reshape(n1, p, n2, p)
-    for r in prange(n1):
-        i = np.int64(r)
-        for j in range(i if mode == 1 else 0, n2):
-            total = 0.0
-            if mode == 0 or (mode == 1 and j != i):
-                for a in range(p):
-                    row = kf[i, a, j]
-                    for b in range(p):
-                        total += row[b]
-            else:
-                for a in range(p):
-                    row = kf[i, a, j]
-                    total += row[a]
-                    for b in range(a + 1, p):
-                        total += 2.0 * row[b]
-            out[i, j] = total / (p * p)
-
-
-def _global_avg_pool(layer: L.GlobalAvgPool, state: KernelState, ctx: Context) -> KernelState:
     def cross(a):
-        out = np.zeros((a.shape[0], a.shape[3]))
-        _block_means(a, 1 if state.symmetric else 0, out)
+        n1, m2, h, w = a.shape[:4]
+        out = np.zeros((n1, m2))
+        _block_reduce(a.reshape(n1 * m2, h * w, h * w), state.symmetric, m2, diagonal_only, out.reshape(-1))
         return out
 
     def self_mean(s):
-        out = np.zeros((s.shape[0], 1))
-        _block_means(s, 2, out)
+        n, _, h, w = s.shape[:4]
+        out = np.zeros((n, 1))
+        _block_reduce(s.reshape(n, h * w, h * w), False, 1, diagonal_only, out.reshape(-1))
         return out
 
-    return _to_flat(state, cross, self_mean, layer.out_shape(state.shape))
+    return _to_flat(state, cross, self_mean, shape)
+
+
+def _global_avg_pool(layer: L.GlobalAvgPool, state: KernelState, ctx: Context) -> KernelState:
+    return _full_reduce(state, layer.out_shape(state.shape), diagonal_only=False)
 
 
 def _flatten(layer: L.Flatten, state: KernelState, ctx: Context) -> KernelState:
     shape = layer.out_shape(state.shape)
     if state.form == "diagonal":
         return _to_flat(state, lambda a: a.mean(axis=(0, 1)), lambda s: s.mean(axis=(0, 1)).reshape(-1, 1), shape)
-
-    def diag_mean(a):
-        n1, h, w, n2 = a.shape[:4]
-        return np.einsum("ipjp->ij", a.reshape(n1, h * w, n2, h * w)) / (h * w)
-
-    return _to_flat(state, diag_mean, diag_mean, shape)
+    return _full_reduce(state, shape, diagonal_only=True)
 
 
 def _layer_norm(layer: L.LayerNorm, state: KernelState, ctx: Context) -> KernelState:
-    form = state.form
-    vr, vc = _cross_variances(state)
     out_k, out_ntk = ctx.buffer(state.nngp.shape), ctx.buffer(state.ntk.shape)
-    _normalise_batch(cross_batch(state.nngp, form), cross_batch(state.ntk, form), vr, vc, state.symmetric, True,
-                     cross_batch(out_k, form), cross_batch(out_ntk, form))
+    cb = cross_batch(state)
+    _normalise_batch(cb.array, cb.like(state.ntk), cb.vr, cb.vc, cb.mode, *cb.index, True, cb.like(out_k),
+                     cb.like(out_ntk))
 
     def on_self(s):
         out = np.zeros(s.shape)
-        v = _self_variances(s, form)
-        sb = self_batch(s, form)
-        _normalise_batch(sb, sb, v, v, True, False, self_batch(out, form), sb)
+        sb = self_batch(s, state.form)
+        _normalise_batch(sb.array, sb.array, sb.vr, sb.vc, sb.mode, *sb.index, False, sb.like(out), sb.array)
         return out
 
     self1, self2 = _on_selves(state, on_self)
@@ -902,3 +882,104 @@ def run_sequence(layers: list[L.Layer], state: KernelState, ctx: Context) -> Ker
         state = apply(layer, state, ctx)
         i += 1
     return state
+
+
+# ---------------------------------------------------------------------- fused CNN path
+#: Op codes of the fused block program (``_kernel_kinds``).
+_CONV, _ACT = 0, 1
+
+
+def fusable(layers: list[L.Layer]) -> int:
+    """Length of the leading run of Conv and closed-form Activation layers of one kind (the fused part)."""
+    n, kinds = 0, set()
+    for layer in layers:
+        if isinstance(layer, L.Activation) and layer.function.has_closed_form:
+            kinds.add(_closed_kind(layer.function))
+            if len(kinds) > 1:
+                break
+        elif not isinstance(layer, L.Conv):
+            break
+        n += 1
+    return n
+
+
+def fused_prefix(layers: list[L.Layer], state: KernelState, ctx: Context, readout_after: list[int]) -> list:
+    """Run the leading Conv / closed-form Activation layers of ``layers`` and a GlobalAvgPool on a
+    full-form input state block by block in cache.
+
+    ``readout_after`` lists op positions after which the global average pool is taken (the last
+    one must be the end of the fused run). The self kernels go through the ordinary maps first,
+    which gives every nonlinearity's variances. Returns one flat state (after GlobalAvgPool) per
+    readout position.
+    """
+    n = len(layers)
+    self_state = KernelState("full", state.nngp[:, :0], state.ntk[:, :0], state.self1, state.self2,
+                             state.symmetric, state.shape)
+    pmax = state.shape[1] * state.shape[2]
+    ops = np.zeros((n, 10), dtype=np.int64)
+    fparams = np.zeros((n, 5))
+    kind = 0
+    geoms, var1, var2, selves = [], [], [], []
+    shape = state.shape
+    s = self_state
+    for r, layer in enumerate(layers):
+        p_in = shape[1] * shape[2]
+        if isinstance(layer, L.Conv):
+            geom = _conv_geometry(layer, shape)
+            out_shape = geom.out_shape
+            alpha, beta, gamma, delta, eps = _weighted_coefficients(layer, s, ctx)
+            inv = 1.0 / math.prod(layer.kernel_size)
+            fparams[r] = (alpha * inv, beta, gamma * inv, delta, eps * inv)
+            ops[r] = (_CONV, p_in, out_shape[1] * out_shape[2], len(geoms), int(geom.same_size), geom.mask_h.shape[0],
+                      geom.mask_w.shape[0], geom.pt, geom.pl, geom.w)
+            geoms.append(geom)
+        else:
+            act = layer.function
+            kind = _closed_kind(act)
+            fparams[r, 0] = act.param_value
+            ops[r, :4] = (_ACT, p_in, p_in, len(var1))
+            var1.append(variances(s.self1, "full").reshape(s.self1.shape[0], -1))
+            var2.append(variances(s.self2, "full").reshape(s.self2.shape[0], -1))
+        s = apply(layer, s, ctx)
+        shape = s.shape
+        if r + 1 in readout_after:
+            selves.append(s)
+    ng = max(len(geoms), 1)
+    ntaps = max((g.valid.shape[0] for g in geoms), default=1)
+    naxis = max((max(g.mask_h.shape[0], g.mask_w.shape[0]) for g in geoms), default=1)
+    geom_valid = np.zeros((ng, ntaps, pmax), dtype=np.bool_)
+    geom_source = np.zeros((ng, ntaps, pmax), dtype=np.int64)
+    geom_offsets = np.zeros((ng, ntaps), dtype=np.int64)
+    geom_mask_h = np.zeros((ng, naxis, pmax), dtype=np.bool_)
+    geom_mask_w = np.zeros((ng, naxis, pmax), dtype=np.bool_)
+    for g, geom in enumerate(geoms):
+        geom_valid[g, : geom.valid.shape[0], : geom.valid.shape[1]] = geom.valid
+        geom_source[g, : geom.source.shape[0], : geom.source.shape[1]] = geom.source
+        geom_offsets[g, : geom.offsets.size] = geom.offsets
+        geom_mask_h[g, : geom.mask_h.shape[0], : geom.mask_h.shape[1]] = geom.mask_h
+        geom_mask_w[g, : geom.mask_w.shape[0], : geom.mask_w.shape[1]] = geom.mask_w
+
+    def stack(vs, n_in):
+        out = np.zeros((max(len(vs), 1), n_in, pmax))
+        for a, v in enumerate(vs):
+            out[a, :, : v.shape[1]] = v
+        return out
+
+    n1, n2 = state.nngp.shape[:2]
+    readouts = np.full(n, -1, dtype=np.int64)
+    for slot, r in enumerate(readout_after):
+        readouts[r - 1] = slot
+    out_k = np.zeros((len(readout_after), n1 * n2))
+    out_t = np.zeros((len(readout_after), n1 * n2))
+    p0 = state.shape[1] * state.shape[2]
+    fused_blocks = _kernel_kinds.for_kind(kind).fused_blocks
+    fused_blocks(ops, fparams, geom_valid, geom_source, geom_offsets, geom_mask_h, geom_mask_w, stack(var1, n1),
+                 stack(var2, n2), state.nngp.reshape(n1 * n2, p0, p0), state.ntk.reshape(n1 * n2, p0, p0),
+                 state.symmetric, n2, pmax, readouts, out_k, out_t)
+    ctx.stats.extend({"method": "closed_form_fused_blocks"} for layer in layers if isinstance(layer, L.Activation))
+    flats = []
+    for slot, sself in enumerate(selves):
+        gap = _global_avg_pool(L.GlobalAvgPool(), sself, ctx)
+        flats.append(gap.replace(nngp=out_k[slot].reshape(n1, n2), ntk=out_t[slot].reshape(n1, n2),
+                                 symmetric=state.symmetric))
+    return flats

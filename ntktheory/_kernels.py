@@ -331,18 +331,39 @@ def _run_block(request: _Request, x1: np.ndarray, x2: np.ndarray | None):
     ctx = maps.Context(request.parameterization)
     state = maps.input_state(x1, x2, request.form)
     if not request.all_depths:
-        final = maps.run_sequence(maps.primitives(request.architecture), state, ctx)
+        layers = maps.primitives(request.architecture)
+        fused = _fused_length(request, layers)
+        if fused:
+            state = maps.fused_prefix(layers[:fused], state, ctx, [fused])[0]
+            layers = layers[fused + 1 :]  # the GlobalAvgPool is part of the fused run
+        final = maps.run_sequence(layers, state, ctx)
         return [(final.nngp, final.ntk)], ctx.stats
     prefix, repeat, suffix = _split_repeat(request.architecture)
-    state = maps.run_sequence([p for layer in prefix for p in maps.primitives(layer)], state, ctx)
+    head = [p for layer in prefix for p in maps.primitives(layer)]
     block = maps.primitives(repeat.block)
     tail = [p for layer in suffix for p in maps.primitives(layer)]
+    unrolled = head + block * repeat.times
+    if _fused_length(request, unrolled + tail) >= len(unrolled):
+        ends = [len(head) + (d + 1) * len(block) for d in range(repeat.times)]
+        flats = maps.fused_prefix(unrolled, state, ctx, ends)
+        outs = [maps.run_sequence(tail[1:], flat, ctx) for flat in flats]
+        return [(o.nngp, o.ntk) for o in outs], ctx.stats
+    state = maps.run_sequence(head, state, ctx)
     outputs = []
     for _ in range(repeat.times):
         state = maps.run_sequence(block, state, ctx)
         out = maps.run_sequence(tail, state, ctx)
         outputs.append((out.nngp, out.ntk))
     return outputs, ctx.stats
+
+
+def _fused_length(request: _Request, layers: list) -> int:
+    """How many leading layers run fused, block by block (0: none): a full-form run of Conv and
+    closed-form Activation layers directly followed by GlobalAvgPool."""
+    if request.form != "full":
+        return 0
+    n = maps.fusable(layers)
+    return n if n and n < len(layers) and isinstance(layers[n], L.GlobalAvgPool) else 0
 
 
 def _merge_stats(a: list[dict], b: list[dict]) -> list[dict]:

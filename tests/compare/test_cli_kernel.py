@@ -37,8 +37,8 @@ def test_npy_inputs_to_netcdf(tmp_path):
 def test_errors_exit_2(tmp_path, capsys):
     assert cli.main(["kernel", "--parameterization", "standard"]) == 2
     assert "`width` is required with parameterization='standard'" in capsys.readouterr().err
-    assert cli.main(["kernel", "--out", str(tmp_path / "K.zarr")]) == 2
-    assert "--out must end in .nc" in capsys.readouterr().err
+    assert cli.main(["kernel", "--out", str(tmp_path / "K.csv")]) == 2
+    assert "--out must end in .nc or .zarr" in capsys.readouterr().err
     assert cli.main(["kernel", "--inputs", str(tmp_path / "missing.npy")]) == 2
     assert "could not be read as a .npy array" in capsys.readouterr().err
 
