@@ -1,6 +1,6 @@
 """Benchmark: kernels of convolutional architectures (ntktheory) and the empirical CNN NTK (empirical).
 
-Cases (DESIGN targets; NTK parameterisation, sigma_w = 1.5, sigma_b = 0.1, images 8x8x1, inputs
+Cases (the targets; NTK parameterisation, sigma_w = 1.5, sigma_b = 0.1, images 8x8x1, inputs
 drawn N(0, 1) per pixel):
 
 * relu CNN-GAP: 5 x (3x3 'same' conv + relu), GlobalAvgPool, Dense; N = 128 (target <= 1 s warm);

@@ -1,7 +1,10 @@
 """compare: theory and finite networks side by side (datasets, gap metrics, sweeps, figures, CLI).
 
-Importing it registers the ``Dataset.ntkgap`` accessor.
+Importing it registers the ``Dataset.ntkgap`` accessor. The recipes (:mod:`compare.recipes`) are
+imported on first use, so ``import compare`` then ``compare.recipes.run_recipe(...)`` works.
 """
+
+import importlib as _importlib
 
 from . import _accessor  # noqa: F401  (registers Dataset.ntkgap)
 from ._config import ConfigError, DataSpec, InitPoint, SweepConfig, TrainingSpec, load_sweep
@@ -29,7 +32,7 @@ from ._metrics import (
 )
 from ._schema import CONVENTIONS, provenance_attrs, theory_empirical_dataset
 from ._store import StoreMismatchError
-from ._sweep import SweepResult, Task, combine_results, plan_tasks, run_sweep
+from ._sweep import SweepResult, Task, combine_results, open_sweep_store, plan_tasks, run_sweep
 
 __all__ = [
     "CONVENTIONS",
@@ -56,9 +59,11 @@ __all__ = [
     "load_sweep",
     "load_user_arrays",
     "normalize_to_sphere",
+    "open_sweep_store",
     "plan_tasks",
     "predict_from_store",
     "provenance_attrs",
+    "recipes",
     "relative_frobenius",
     "relative_kernel_change",
     "relative_variance",
@@ -68,3 +73,10 @@ __all__ = [
     "width_scaling_exponent",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``compare.recipes`` on first access (it imports torch-based experiments, which ``import compare`` avoids)."""
+    if name == "recipes":
+        return _importlib.import_module(".recipes", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

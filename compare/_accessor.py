@@ -130,11 +130,11 @@ class NtkgapAccessor:
         at initialisation (``f_test`` at step 0 and ``f0_train``), so the prediction is per network
         (width, seed); otherwise f_0 = 0, the mean over initialisations.
         """
-        ds = self._ds
         need = ["ntk_theory", "y_train", "learning_rate"] + (["f0_train", "f_test"] if from_init else [])
         for name in need:
-            if name not in ds:
+            if name not in self._ds:
                 raise KeyError(f"the Dataset has no {name!r}; kernel regression needs it.")
+        ds = self._ds[need].compute()  # Dask-backed (open_zarr): the solve needs whole kernels
         train = ds.split.values == "train"
         steps = ds["step"].values.astype(np.float64)
         y = ds["y_train"].values

@@ -1,4 +1,9 @@
-"""``ntkgap report STORE`` and ``ntkgap export STORE --to FILE.nc``."""
+"""``ntkgap report RUN`` and ``ntkgap export RUN --to FILE.nc``.
+
+``RUN`` is the folder ``ntkgap run --out`` wrote (``OUT/``) or the store in it (``OUT/sweep.zarr``).
+An unfinished sweep (interrupted, or still running) is shown as far as it got, marked as partial:
+the missing configurations are NaN.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +14,32 @@ from pathlib import Path
 __all__ = ["register"]
 
 
-def _open(store: Path):
-    import xarray as xr
-
+def _open(path: Path):
     import compare  # noqa: F401  (Dataset.ntkgap)
 
-    if not (store / ".zgroup").exists():
-        raise FileNotFoundError(f"{str(store)!r} is not a Zarr store written by `ntkgap run`.")
-    has_data = (store / "ntk_empirical").exists() or (store / "ntk_theory").exists()
-    finished = (store / ".zmetadata").exists() and has_data
-    if not finished:
-        raise ValueError(f"{str(store)!r} holds an unfinished sweep; run the same `ntkgap run` command to finish it.")
-    return xr.open_zarr(str(store)).load()
+    from ._sweep import open_sweep_store
+
+    return open_sweep_store(path)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    r = subparsers.add_parser("report", help="figures and summary table from an existing sweep store",
-                              description="Write figures/*.png, summary.txt and summary.csv from a finished "
-                                          "sweep store and print the summary table.")
-    r.add_argument("store", type=Path, help="sweep store (OUT/sweep.zarr)")
-    r.add_argument("--out", type=Path, default=None, help="output directory (default: the store's folder)")
+    r = subparsers.add_parser("report", help="figures and summary table from a sweep (finished or partial)",
+                              description="Write figures/*.png, summary.txt and summary.csv from a sweep and print "
+                                          "the summary table. An unfinished sweep is shown as far as it got, marked "
+                                          "as partial.")
+    r.add_argument("store", type=Path, metavar="RUN", help="the run folder (ntkgap run --out OUT) or OUT/sweep.zarr")
+    r.add_argument("--out", type=Path, default=None, help="output directory (default: the run folder)")
     r.set_defaults(func=_report)
-    e = subparsers.add_parser("export", help="export a sweep store to NetCDF",
-                              description="Write the combined Dataset of a finished sweep store to NetCDF-4.")
-    e.add_argument("store", type=Path, help="sweep store (OUT/sweep.zarr)")
-    e.add_argument("--to", type=Path, required=True, help="NetCDF file to write (FILE.nc)")
+    e = subparsers.add_parser("export", help="export a sweep to NetCDF",
+                              description="Write the combined Dataset of a sweep (finished or partial) to NetCDF-4.")
+    e.add_argument("store", type=Path, metavar="RUN", help="the run folder (ntkgap run --out OUT) or OUT/sweep.zarr")
+    e.add_argument("--to", type=Path, required=True, help="NetCDF file to write (FILE.nc; folders are created)")
     e.set_defaults(func=_export)
+
+
+def _run_folder(path: Path) -> Path:
+    """The folder holding the store (figures and tables go there by default)."""
+    return path.parent if (path / ".zgroup").exists() else path
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -45,7 +50,11 @@ def _report(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"ntkgap report: error: {err}", file=sys.stderr)
         return 2
-    written = write_report(ds, args.out or args.store.parent)
+    try:
+        written = write_report(ds, args.out or _run_folder(args.store))
+    except OSError as err:
+        print(f"ntkgap report: error: cannot write the report: {err.strerror or err}.", file=sys.stderr)
+        return 2
     print(written.pop("summary"))
     for path in written.values():
         print(f"figure:  {path}")
@@ -53,7 +62,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ._report import export_netcdf
+    from ._report import export_netcdf, partial_note
 
     if args.to.suffix not in (".nc", ".nc4"):
         print(f"ntkgap export: error: --to must name a .nc file; got {str(args.to)!r}.", file=sys.stderr)
@@ -63,6 +72,13 @@ def _export(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"ntkgap export: error: {err}", file=sys.stderr)
         return 2
-    export_netcdf(ds, args.to)
-    print(f"wrote {args.to}")
+    try:
+        args.to.parent.mkdir(parents=True, exist_ok=True)
+        export_netcdf(ds, args.to)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        print(f"ntkgap export: error: cannot write {str(args.to)!r}: {reason}.", file=sys.stderr)
+        return 2
+    note = partial_note(ds)
+    print(f"wrote {args.to}" + (f" ({note})" if note else ""))
     return 0

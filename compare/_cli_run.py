@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._config import DataSpec, InitPoint, SweepConfig, TrainingSpec, load_sweep
+from ._config import ConfigError, DataSpec, InitPoint, SweepConfig, TrainingSpec, load_sweep
 
 __all__ = ["DEFAULT_SWEEP", "register", "run_and_report"]
 
@@ -93,8 +93,9 @@ def _main(args: argparse.Namespace) -> int:
         return run_and_report(config, args.out, scheduler=args.scheduler, n_workers=args.workers,
                               threads_per_worker=args.threads_per_worker, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, NotImplementedError) as err:
-        if isinstance(err, StoreMismatchError) or not isinstance(err, ValueError) or "sweep config" in str(err) \
-                or "TOML" in str(err):
+        # configuration and store errors are the user's to fix: one line; other ValueErrors are bugs
+        if isinstance(err, (ConfigError, StoreMismatchError)) or not isinstance(err, ValueError) \
+                or "sweep config" in str(err):
             print(f"ntkgap run: error: {err}", file=sys.stderr)
             return 2
         raise

@@ -8,7 +8,7 @@ A TOML sweep file looks like::
     widths = [64, 256, 1024]
     depths = [1, 3]
     seeds = 4                      # or an explicit list [0, 1, 2, 3]
-    parameterization = "ntk"       # "ntk" | "standard"
+    parameterization = "ntk"       # "ntk" | "standard" (theory then per width, see below)
     dtype = "float64"              # "float64" | "float32"
     measure = ["ntk", "nngp", "training"]
 
@@ -38,11 +38,19 @@ hidden layers of ``width`` units), ``"cnn"`` (``depth`` x (3x3 'same' convolutio
 channels + activation), Flatten, Dense readout) and ``"cnn-gap"`` (global average pooling
 instead of Flatten). CNNs need image data (digits, mnist, cifar10, or a file of (N, C, H, W)
 arrays); a sweep that lists ``architectures`` gets an ``architecture`` dim.
+
+With ``parameterization = "standard"`` the analytic NTK grows with the width
+(``ntktheory.kernels(..., parameterization="standard", width=n)``, Theta^{l+1} = n E[phi phi] + 1 +
+sigma_w^2 E[phi' phi'] Theta^l), so the theory tasks are computed per width: ``ntk_theory`` and
+``nngp_theory`` get a ``width`` dim, and every finite network is compared with the kernel of its own
+width (the NNGP does not depend on it). In the NTK parameterisation the theory is one kernel per
+(activation, init, depth), shared by all widths.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -265,14 +273,6 @@ class SweepConfig:
         object.__setattr__(self, "measure", tuple(self.measure))
         if self.parameterization not in ("ntk", "standard"):
             raise _fail("parameterization", self.parameterization, "allowed: 'ntk', 'standard'")
-        if self.parameterization == "standard":
-            # The analytic NTK then depends on the width, but a sweep's theory tasks are computed
-            # once per (activation, init, depth) and shared across widths.
-            raise NotImplementedError(
-                "sweep config key `parameterization`: 'standard' is not supported by sweeps yet (its analytic "
-                "NTK depends on width, and sweeps share one theory task across widths); use 'ntk', or "
-                "ntktheory.kernels(..., parameterization='standard', width=n) and the lee-wide-linear recipe."
-            )
         if self.dtype not in ("float64", "float32"):
             raise _fail("dtype", self.dtype, "allowed: 'float64', 'float32'")
         if not isinstance(self.name, str) or not self.name:
@@ -288,8 +288,10 @@ class SweepConfig:
         fields.add("points")
         unknown = sorted(set(raw) - fields)
         if unknown:
+            guesses = [g for k in unknown for g in difflib.get_close_matches(str(k), sorted(fields), n=1)]
+            hint = f" (did you mean {', '.join(map(repr, guesses))}?)" if guesses else ""
             raise ConfigError(
-                f"{source}: unknown key(s) {unknown!r}; allowed top-level keys: {sorted(fields)!r}."
+                f"{source}: unknown key(s) {unknown!r}{hint}; allowed top-level keys: {sorted(fields)!r}."
             )
         if "points" in raw and "grid" in raw:
             raise ConfigError(f"{source}: give either `points` or `grid`, not both.")

@@ -96,7 +96,7 @@ def predict_from_store(
     solver
         ``"cg"`` (default; out of core) or ``"cholesky"`` (loads the N x N train kernel).
     rtol
-        CG: stop when |Y - (K + r I) alpha| <= rtol |Y| for every output column.
+        CG: stop when ``|Y - (K + r I) alpha| <= rtol |Y|`` for every output column.
     max_iterations
         CG: most iterations (default max(N, 100): N is CG's exact-arithmetic bound, which rounding
         can stretch on small problems); a solve that stops there above ``rtol`` warns.

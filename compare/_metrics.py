@@ -31,20 +31,30 @@ __all__ = [
 ArrayLike = Any
 
 
-def _kernel_op(func, *kernels: ArrayLike, output_core_dims=((),)) -> Any:
-    """Apply ``func`` on the last two axes of numpy arrays, or on ("x1", "x2") of DataArrays."""
+def _kernel_op(func, *kernels: ArrayLike, output_core_dims=((),), numpy_only: bool = False) -> Any:
+    """Apply ``func`` on the last two axes of numpy arrays, or on ("x1", "x2") of DataArrays.
+
+    DataArrays may be Dask-backed (``xarray.open_zarr``): a ``func`` written with array functions
+    that Dask implements runs lazily on the Dask arrays; one that needs numpy (``numpy_only``, e.g.
+    ``eigvalsh``) runs block by block, each block holding whole kernels.
+    """
     if any(isinstance(k, xr.DataArray) for k in kernels):
         kernels = tuple(k if isinstance(k, xr.DataArray) else xr.DataArray(k, dims=KERNEL_DIMS) for k in kernels)
         for k in kernels:
             missing = [d for d in KERNEL_DIMS if d not in k.dims]
             if missing:
                 raise ValueError(f"kernel DataArray needs dims {KERNEL_DIMS!r}; {k.name!r} has {k.dims!r}.")
+        extra = {}
+        if numpy_only and any(k.chunks is not None for k in kernels):
+            sizes = {d: kernels[0].sizes["x1"] for dims in output_core_dims for d in dims}
+            extra = {"dask": "parallelized", "output_dtypes": [np.float64] * len(output_core_dims),
+                     "dask_gufunc_kwargs": {"allow_rechunk": True, "output_sizes": sizes}}
         return xr.apply_ufunc(
             func,
             *kernels,
             input_core_dims=[list(KERNEL_DIMS)] * len(kernels),
             output_core_dims=list(output_core_dims),
-            dask="allowed",
+            **({"dask": "allowed"} | extra),
         )
     arrays = [np.asarray(k, dtype=np.float64) for k in kernels]
     for a in arrays:
@@ -150,7 +160,7 @@ def diagonal_relative_variance(kernel: ArrayLike, dim: str | int = "seed") -> An
         if dim not in kernel.dims:
             raise ValueError(f"`dim` {dim!r} is not a dim of the kernel; dims are {kernel.dims!r}.")
         diag = xr.apply_ufunc(np.diagonal, kernel, input_core_dims=[list(KERNEL_DIMS)],
-                              output_core_dims=[["_point"]], kwargs={"axis1": -2, "axis2": -1})
+                              output_core_dims=[["_point"]], kwargs={"axis1": -2, "axis2": -1}, dask="allowed")
         return (diag.var(dim, ddof=1) / np.square(diag.mean(dim))).mean("_point")
     arr = np.asarray(kernel, dtype=np.float64)
     diag = np.diagonal(arr, axis1=-2, axis2=-1)
@@ -180,7 +190,7 @@ def eigenvalues(kernel: ArrayLike) -> Any:
     [3.0, 2.0, 1.0]
     """
     if isinstance(kernel, xr.DataArray):
-        out = _kernel_op(_eigvalsh, kernel, output_core_dims=(("eig",),))
+        out = _kernel_op(_eigvalsh, kernel, output_core_dims=(("eig",),), numpy_only=True)
         return out.assign_coords(eig=np.arange(out.sizes["eig"]))
     return _eigvalsh(np.asarray(kernel, dtype=np.float64))
 
@@ -204,7 +214,7 @@ def condition_number(kernel: ArrayLike) -> Any:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(lo > 0, ev[..., 0] / np.where(lo > 0, lo, 1.0), np.where(np.isnan(lo), np.nan, np.inf))
 
-    return _kernel_op(kappa, kernel)
+    return _kernel_op(kappa, kernel, numpy_only=True)
 
 
 def cka(kernel_a: ArrayLike, kernel_b: ArrayLike) -> Any:
@@ -248,12 +258,12 @@ def kernel_regression_prediction(
     .. math:: f_t(x) = f_0(x) + \Theta(x, X)\,\Theta^{-1}\bigl(I - e^{-\eta \Theta t / N}\bigr)
               \bigl(Y - f_0(X)\bigr)
 
-    for the loss (1/2N) sum_i |f(x_i) - y_i|^2 over the N training points (that of
+    for the loss (1/2N) sum_i ``|f(x_i) - y_i|^2`` over the N training points (that of
     :func:`empirical.train`; Lee et al. 2019, arXiv:1902.06720, Eqs. 9-11). With ``f0_*`` None this
     is the mean over initialisations (f_0 drops out), i.e. the infinite-width kernel-regression
     predictor at time t (t = inf gives Theta(x, X) Theta^-1 Y). The mean is
     :func:`ntktheory.predict_from_kernels` with targets Y - f_0(X) (the prediction is linear in
-    them) and, for k outputs, its learning rate k eta (its loss is 1/(2 N k) |f - Y|^2).
+    them) and, for k outputs, its learning rate k eta (its loss is 1/(2 N k) ``|f - Y|^2``).
 
     Parameters
     ----------
@@ -397,6 +407,8 @@ def width_scaling_exponent(
         raise ValueError(f"`dim` {dim!r} is not a dim of `gap`; dims are {gap.dims!r}.")
     if not 0 < confidence < 1:
         raise ValueError(f"`confidence` must lie in (0, 1); got {confidence!r}.")
+    if gap.chunks is not None:  # Dask-backed (xarray.open_zarr): the fit needs every sample at once
+        gap = gap.compute()
     samples = [d for d in sample_dims if d in gap.dims]
     core = [dim, *samples]
     logx = np.log(gap[dim].astype(np.float64)).broadcast_like(gap)

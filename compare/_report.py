@@ -10,8 +10,8 @@ import xarray as xr
 from . import _accessor  # noqa: F401  (Dataset.ntkgap)
 from ._metrics import width_scaling_exponent
 
-__all__ = ["export_netcdf", "plot_gap_vs_width", "plot_kernel_change", "plot_phase_points", "summary_table",
-           "write_report"]
+__all__ = ["export_netcdf", "partial_note", "plot_gap_vs_width", "plot_kernel_change", "plot_phase_points",
+           "summary_table", "write_report"]
 
 
 def _fit_or_nan(da: xr.DataArray) -> xr.Dataset | None:
@@ -23,7 +23,9 @@ def _fit_or_nan(da: xr.DataArray) -> xr.Dataset | None:
 def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
     """One row per (activation, init, depth): the gaps at the extreme widths and the fitted exponents.
 
-    Returns the table as aligned text and as a list of dicts (for CSV).
+    Returns the table as aligned text and as a list of dicts (for CSV), whose values are numbers
+    (the slope's 95% interval as ``ntk_slope_low`` and ``ntk_slope_high``; the text shows it as
+    ``ntk_slope_ci95`` = "[low, high]").
     """
     gaps = ds.ntkgap.gaps()
     ntk_fit = _fit_or_nan(gaps["ntk_gap"]) if "ntk_gap" in gaps else None
@@ -49,7 +51,8 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
                 if ntk_fit is not None:
                     f = ntk_fit.sel(sel)
                     row["ntk_slope"] = float(f.slope)
-                    row["ntk_slope_ci95"] = f"[{float(f.slope_low):.2f}, {float(f.slope_high):.2f}]"
+                    row["ntk_slope_low"] = float(f.slope_low)  # the 95% interval, as numbers (CSV)
+                    row["ntk_slope_high"] = float(f.slope_high)
                 if "ntk_diagonal_relative_variance" in gaps:
                     row[f"diag_relvar@{w_lo}"] = float(gaps["ntk_diagonal_relative_variance"].sel(sel).sel(width=w_lo))
                     if str(a) == "relu" and "width" in ds.dims:
@@ -58,7 +61,11 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
                     else:
                         row[f"hanin_nica@{w_lo}"] = float("nan")
                 if cond is not None:
-                    row["kappa_theory"] = float(cond["ntk_cond_theory"].sel(sel))
+                    kappa = cond["ntk_cond_theory"].sel(sel)
+                    if "width" in kappa.dims:  # standard parameterisation: the analytic NTK of each width
+                        row[f"kappa_theory@{w_hi}"] = float(kappa.sel(width=w_hi))
+                    else:
+                        row["kappa_theory"] = float(kappa)
                     row[f"kappa@{w_hi}"] = float(cond["ntk_cond_empirical"].sel(sel).sel(width=w_hi).median("seed"))
                 if chg_fit is not None:
                     row[f"ntk_change@{w_hi}"] = float(gaps["ntk_change"].sel(sel).sel(width=w_hi).mean("seed"))
@@ -73,8 +80,9 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
                         bad += int(ds[v].sel(sel).sum())
                 row["failed+diverged"] = bad
                 rows.append(row)
-    cols = list(rows[0]) if rows else []
-    cols = [c for c in cols if all(c in r for r in rows)]
+    shown = [_ci_text(r) for r in rows]  # the text table shows the interval as "[low, high]"
+    cols = list(shown[0]) if shown else []
+    cols = [c for c in cols if all(c in r for r in shown)]
 
     def fmt(v) -> str:
         if isinstance(v, float):
@@ -94,7 +102,7 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
         if not block:
             continue
         bcols = key + block
-        cells = [[fmt(r[c]) for c in bcols] for r in rows]
+        cells = [[fmt(r[c]) for c in bcols] for r in shown]
         widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(bcols)]
         lines += [title,
                   "  ".join(c.rjust(w) for c, w in zip(bcols, widths)),
@@ -113,6 +121,25 @@ def summary_table(ds: xr.Dataset) -> tuple[str, list[dict]]:
     import textwrap
 
     return "\n".join(lines) + "\n" + "\n".join(textwrap.wrap(legend, 100)), rows
+
+
+def partial_note(ds: xr.Dataset) -> str:
+    """What a partial sweep (:func:`compare._sweep.open_sweep_store`) lacks, in words; "" when it is finished."""
+    if ds.attrs.get("sweep_status") != "partial":
+        return ""
+    return (f"partial sweep, {ds.attrs.get('tasks_finished', 'some')} tasks finished (the others are NaN); run the "
+            "same `ntkgap run` command to finish it")
+
+
+def _ci_text(row: dict) -> dict:
+    """``row`` with ``ntk_slope_low``/``_high`` shown as one ``ntk_slope_ci95`` text cell "[low, high]"."""
+    out = {}
+    for key, value in row.items():
+        if key == "ntk_slope_low":
+            out["ntk_slope_ci95"] = f"[{value:.2f}, {row['ntk_slope_high']:.2f}]"
+        elif key != "ntk_slope_high":
+            out[key] = value
+    return out
 
 
 def _panel_grid(n: int, height: float = 4.4):
@@ -135,6 +162,13 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
     widths = ds.width.values.astype(float)
     fit = width_scaling_exponent(values) if ds.sizes["width"] >= 2 else None
     for ax, a in zip(axes, ds.activation.values):
+        panel = values.sel(activation=a)
+        if not bool((np.isfinite(panel) & (panel > 0)).any()):  # a partial sweep: nothing measured here yet
+            ax.text(0.5, 0.5, "no finished networks yet", transform=ax.transAxes, ha="center", va="center")
+            ax.set_title(f"{a}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
         for ii, i in enumerate(ds.init.values):
             for jd, d in enumerate(ds.depth.values):
                 v = values.sel(activation=a, init=i, depth=d)
@@ -161,7 +195,7 @@ def _width_plot(ds: xr.Dataset, values: xr.DataArray, *, ylabel: str, title: str
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False,
                   title="init, depth L: fitted log-log slope [95% CI]", title_fontsize=7.5)
-    fig.suptitle(title)
+    fig.suptitle(title + (f"\n[{partial_note(ds)}]" if partial_note(ds) else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
@@ -193,25 +227,18 @@ def plot_kernel_change(ds: xr.Dataset, path: str | Path, *, architecture: str = 
     )
 
 
-def _accepts_ax(module) -> bool:
-    """Whether ``module.plot_phase_diagram`` can draw into a given Axes (``ax=`` keyword)."""
-    import inspect
-
-    fn = getattr(module, "plot_phase_diagram", None)
-    return fn is not None and "ax" in inspect.signature(fn).parameters
-
-
-def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path | None:
+def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path:
     """Order/chaos phase diagram of each activation with the sweep's initialisations marked.
 
-    Uses ``compare._plot_phase.plot_phase_diagram`` when it can draw into an Axes (``ax=``); else
-    shades the ordered and chaotic phases on each side of the critical line of
-    ``ntktheory.phase_diagram``. Returns None when ntktheory has neither phase_diagram nor
-    critical_sigma_w2.
+    Each panel is the figure of ``ntkgap phase`` (:func:`compare._plot_phase.draw_phase_diagram`:
+    chi_1, the critical line, xi_c contours, and hatching where q* = inf) over a grid that holds
+    every initialisation of the sweep, with the initialisations as stars.
     """
     import matplotlib.pyplot as plt
 
     import ntktheory
+
+    from ._plot_phase import draw_phase_diagram
 
     path = Path(path)
     sw2 = ds.sigma_w2.values
@@ -219,39 +246,15 @@ def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path | None:
     # the critical line rises like a square root from sigma_b2 = 0: resolve it geometrically
     sb_grid = np.concatenate([[0.0], np.geomspace(1e-5, max(0.3, 1.5 * float(np.max(sb2))), 48)])
     sw_max = max(4.0, 1.2 * float(np.max(sw2)))
-    try:
-        from . import _plot_phase  # written by the phase-diagram engineer
-    except ImportError:
-        _plot_phase = None
-    has_phase = hasattr(ntktheory, "phase_diagram")
-    if not (has_phase or hasattr(ntktheory, "critical_sigma_w2")):
-        return None
     fig, axes = _panel_grid(ds.sizes["activation"])
     for ax, a in zip(axes, ds.activation.values):
-        drawn = False
-        ph = None
-        if has_phase:
-            ph = ntktheory.phase_diagram(str(a), sigma_w2=np.linspace(0.05, sw_max, 96), sigma_b2=sb_grid)
-            if _accepts_ax(_plot_phase):
-                _plot_phase.plot_phase_diagram(ph, ax=ax)
-                drawn = True
-        if not drawn:
-            if ph is not None and "critical_sigma_w2" in ph:
-                crit = ph["critical_sigma_w2"].values
-            else:
-                crit = np.array([ntktheory.critical_sigma_w2(str(a), float(b)) for b in sb_grid])
-            ax.plot(crit, sb_grid, "k-", lw=1.5, label="critical line (χ₁ = 1)")
-            ax.fill_betweenx(sb_grid, 0, crit, color="tab:blue", alpha=0.12, label="ordered (χ₁ < 1)")
-            ax.fill_betweenx(sb_grid, crit, sw_max, color="tab:red", alpha=0.12, label="chaotic (χ₁ > 1)")
-            ax.set_xlim(0, sw_max)
-            ax.set_ylim(sb_grid[0], sb_grid[-1])
-            ax.set_xlabel("σ_w²")
-            ax.set_ylabel("σ_b²")
+        ph = ntktheory.phase_diagram(str(a), sigma_w2=np.linspace(0.05, sw_max, 96), sigma_b2=sb_grid)
+        handles = draw_phase_diagram(ph, ax, legend=False)
         ia = list(ds.activation.values).index(a)
         for ii, i in enumerate(ds.init.values):
-            ax.plot(sw2[ia, ii], sb2[ia, ii], marker="*", ms=14, mec="k", ls="none", label=f"sweep: {i}")
+            handles += ax.plot(sw2[ia, ii], sb2[ia, ii], marker="*", ms=14, mec="k", ls="none", label=f"sweep: {i}")
         ax.set_title(f"{a}: sweep initialisations on the phase diagram")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.9)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -269,7 +272,9 @@ def export_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def write_report(ds: xr.Dataset, out: str | Path) -> dict[str, Path | str]:
-    """Figures, the summary table (text and CSV) of a finished sweep into directory ``out``.
+    """Figures, the summary table (text and CSV) of a sweep into directory ``out``.
+
+    A partial sweep (``sweep_status`` = "partial") is marked as such in the table and the titles.
 
     A sweep over architectures gets one gap and one kernel-change figure per architecture
     (``gap_vs_width_<architecture>.png``) and an ``architecture`` column in the table.
@@ -296,10 +301,10 @@ def write_report(ds: xr.Dataset, out: str | Path) -> dict[str, Path | str]:
         text, sub_rows = summary_table(sub)
         texts.append(f"Architecture {arch}\n{text}" if arch else text)
         rows += [{"architecture": arch, **r} for r in sub_rows] if arch else sub_rows
-    phase = plot_phase_points(parts[0][1], fig_dir / "phase_diagram.png")
-    if phase is not None:
-        written["phase_diagram"] = phase
+    written["phase_diagram"] = plot_phase_points(parts[0][1], fig_dir / "phase_diagram.png")
     text = "\n\n".join(texts)
+    if partial_note(ds):
+        text = f"{partial_note(ds)[0].upper()}{partial_note(ds)[1:]}.\n\n{text}"
     (out / "summary.txt").write_text(text + "\n")
     with open(out / "summary.csv", "w", newline="") as f:
         if rows:

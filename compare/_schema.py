@@ -27,6 +27,8 @@ __all__ = [
     "CONFIG_DIMS",
     "CONVENTIONS",
     "KERNEL_DIMS",
+    "VARIABLE_ATTRS",
+    "describe_variables",
     "provenance_attrs",
     "theory_empirical_dataset",
     "to_json",
@@ -49,6 +51,49 @@ CONVENTIONS = (
     "variable `diverged` True; failed tasks have `failed` True and the message in `error`. "
     "Training: full-batch gradient descent on (1/2N)|f - Y|^2 (Lee et al. 2019, arXiv:1902.06720)."
 )
+
+#: ``long_name``, ``units`` and ``description`` of every variable and coordinate a sweep writes
+#: (CF-style attrs; all quantities are dimensionless, units "1"; text variables have no units).
+#: :func:`describe_variables` fills them in.
+VARIABLE_ATTRS: dict[str, tuple[str, str, str]] = {
+    "ntk_theory": ("analytic NTK", "1", "infinite-width neural tangent kernel Theta of the readout "
+                   "(ntktheory.kernels)"),
+    "nngp_theory": ("analytic NNGP kernel", "1", "infinite-width NNGP kernel Sigma of the readout (ntktheory.kernels)"),
+    "ntk_empirical": ("empirical NTK", "1", "NTK of the finite network at initialisation (empirical.ntk, mean over "
+                      "outputs)"),
+    "nngp_empirical": ("empirical NNGP kernel", "1", "readout-layer NNGP of the finite network at initialisation "
+                       "(empirical.nngp)"),
+    "loss": ("training loss", "1", "(1/2N)|f(X) - Y|^2 on the training points"),
+    "ntk_change": ("relative NTK change", "1", "|Theta_t - Theta_0|_F / |Theta_0|_F on the training points"),
+    "f_test": ("network output on test points", "1", "network outputs on the test points"),
+    "f_lin_test": ("linearised network output on test points", "1",
+                   "linearised network (Taylor model at init) trained alongside, outputs on the test points"),
+    "lin_distance": ("distance to the linearised network", "1",
+                     "|f_test - f_lin_test| / |f_lin_test| on the test points"),
+    "f0_train": ("network output on training points at init", "1",
+                 "network outputs on the training points at initialisation"),
+    "learning_rate": ("learning rate", "1", "gradient-descent step size eta"),
+    "diverged": ("diverged", "1", "True where the finite network diverged (its values are NaN)"),
+    "failed": ("empirical task failed", "1", "True where the finite-network task raised (message in `error`)"),
+    "error": ("empirical task error", "", "the exception message of a failed finite-network task, else empty"),
+    "theory_failed": ("theory task failed", "1", "True where the analytic task raised (message in `theory_error`)"),
+    "theory_error": ("theory task error", "", "the exception message of a failed analytic task, else empty"),
+    "x": ("inputs", "1", "inputs, train points first (norm sqrt(d))"),
+    "y_train": ("training targets", "1", "training targets (+1 even label, -1 odd)"),
+    "y_test": ("test targets", "1", "test targets (+1 even label, -1 odd)"),
+    "sigma_w2": ("weight variance sigma_w^2", "1", "weight variance sigma_w^2 of each named initialisation"),
+    "sigma_b2": ("bias variance sigma_b^2", "1", "bias variance sigma_b^2 of each named initialisation"),
+    "width": ("hidden width n", "1", "hidden width n (channels for convolutional architectures)"),
+    "depth": ("depth L", "1", "number of hidden nonlinearities L"),
+    "seed": ("seed", "1", "seed of the finite network's initialisation"),
+    "step": ("gradient-descent step", "1", "training step of the snapshot"),
+    "split": ("split", "", "'train' or 'test' for each point"),
+    "activation": ("activation", "", "the nonlinearity phi: a registry name or an expression in x"),
+    "init": ("initialisation", "", "name of the (sigma_w^2, sigma_b^2) initialisation"),
+    "architecture": ("architecture", "", "named architecture: fcn, cnn (Flatten readout) or cnn-gap"),
+    "x1": ("first point", "1", "index of the first point of a kernel entry (train points first)"),
+    "x2": ("second point", "1", "index of the second point of a kernel entry (train points first)"),
+}
 
 KERNEL_DIMS: tuple[str, str] = ("x1", "x2")
 CONFIG_DIMS: tuple[str, ...] = ("activation", "init", "width", "depth", "seed", "step")
@@ -123,6 +168,25 @@ def provenance_attrs(
     if dtype is not None:
         attrs["dtype"] = str(dtype)
     return attrs
+
+
+def describe_variables(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with ``long_name``, ``units`` and ``description`` on every variable that
+    :data:`VARIABLE_ATTRS` knows (attrs already set are kept).
+
+    Examples
+    --------
+    >>> ds = describe_variables(xr.Dataset({"loss": ("step", [1.0, 0.5])}))
+    >>> ds.loss.attrs["long_name"], ds.loss.attrs["units"]
+    ('training loss', '1')
+    """
+    ds = ds.copy()
+    for name in ds.variables:
+        if name in VARIABLE_ATTRS:
+            long_name, units, description = VARIABLE_ATTRS[name]
+            attrs = {"long_name": long_name, "units": units, "description": description}
+            ds[name].attrs = {**{k: v for k, v in attrs.items() if v}, **ds[name].attrs}
+    return ds
 
 
 def _as_kernel(name: str, value: Any) -> xr.DataArray:

@@ -18,7 +18,9 @@ import dataclasses
 import hashlib
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,11 +30,11 @@ import numpy as np
 import xarray as xr
 
 from ._config import SweepConfig
-from ._schema import provenance_attrs, to_json
+from ._schema import describe_variables, provenance_attrs, to_json
 from ._store import SweepStore
 
-__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "plan_tasks", "run_on_cluster", "run_sweep",
-           "task_prefix", "threads_per_task"]
+__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "open_sweep_store", "plan_tasks", "run_on_cluster",
+           "run_sweep", "task_prefix", "threads_per_task"]
 
 TaskFunction = Callable[["Task", SweepConfig], xr.Dataset]
 
@@ -49,14 +51,22 @@ STATUS_VARS: dict[str, tuple[str, str]] = {
 
 
 def kind_dims(config: SweepConfig, kind: str) -> tuple[str, ...]:
-    """Configuration dims of a task kind; ``architecture`` first when the config sweeps architectures."""
-    return ("architecture", *KIND_DIMS[kind]) if config.architectures is not None else KIND_DIMS[kind]
+    """Configuration dims of a task kind; ``architecture`` first when the config sweeps architectures.
+
+    In the standard parameterisation the analytic NTK depends on the width, so theory tasks get a
+    ``width`` dim too (one analytic kernel per width).
+    """
+    dims = KIND_DIMS[kind]
+    if kind == "theory" and config.parameterization == "standard":
+        dims = ("activation", "init", "width", "depth")
+    return ("architecture", *dims) if config.architectures is not None else dims
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One unit of work: a theory task per ([architecture,] activation, init, depth), an empirical
-    task per ([architecture,] activation, init, width, depth, seed)."""
+    """One unit of work: a theory task per ([architecture,] activation, init, depth) (and width, in
+    the standard parameterisation), an empirical task per ([architecture,] activation, init, width,
+    depth, seed)."""
 
     kind: str
     activation: str
@@ -102,10 +112,16 @@ def plan_tasks(config: SweepConfig) -> list[Task]:
             for ia, a in enumerate(config.activations):
                 for ip, p in enumerate(config.points):
                     sw2, sb2 = resolved[(a, p.name)]
-                    if kind == "theory":
+                    if kind == "theory" and "width" not in dims:
                         for idd, d in enumerate(config.depths):
                             tasks.append(Task("theory", a, p.name, sw2, sb2, d, index=(*lead, ia, ip, idd),
                                               architecture=arch, dims=dims))
+                        continue
+                    if kind == "theory":  # standard parameterisation: one analytic kernel per width
+                        for iw, w in enumerate(config.widths):
+                            for idd, d in enumerate(config.depths):
+                                tasks.append(Task("theory", a, p.name, sw2, sb2, d, w, index=(*lead, ia, ip, iw, idd),
+                                                  architecture=arch, dims=dims))
                         continue
                     for iw, w in enumerate(config.widths):
                         for idd, d in enumerate(config.depths):
@@ -153,7 +169,8 @@ def combine_results(
     """Combine per-task Datasets into one Dataset on the configuration dims.
 
     Missing values (failed tasks) are NaN / False / "". The result depends only on ``config``,
-    ``tasks`` and ``results``, not on the order in which results arrived.
+    ``tasks`` and ``results``, not on the order in which results arrived. Every variable carries
+    ``long_name``, ``units`` and ``description`` (:data:`compare._schema.VARIABLE_ATTRS`).
     """
     resolved = resolve_points(config)
     axes = {
@@ -223,11 +240,9 @@ def combine_results(
         sigma_w2=(("activation", "init"), table[..., 0]),
         sigma_b2=(("activation", "init"), table[..., 1]),
     )
-    out["sigma_w2"].attrs["description"] = "weight variance sigma_w^2 of each named initialisation"
-    out["sigma_b2"].attrs["description"] = "bias variance sigma_b^2 of each named initialisation"
     if data is not None:
         out = xr.merge([out, data], compat="equals", join="outer", combine_attrs="drop_conflicts")
-    return out
+    return describe_variables(out)
 
 
 @dataclasses.dataclass
@@ -243,17 +258,44 @@ class SweepResult:
     n_lost: int
 
 
+class _DropSyncCancelRace(logging.Filter):
+    """Drop the traceback distributed's ``sync`` logs when Ctrl-C lands before its future exists.
+
+    Its ``cancel`` callback then raises ``NameError: cannot access free variable 'future'`` in the
+    event loop, which tornado logs with a traceback; the interrupt itself is handled as usual
+    (the cluster closes, finished tasks are kept), so the record says nothing to the user.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        race = isinstance(exc, NameError) and "'future'" in str(exc)
+        return not (race and "sync.<locals>.cancel" in record.getMessage())
+
+
+_SYNC_FILTER = _DropSyncCancelRace()
+
+
 def _make_client(scheduler: str | None, n_workers: int | None, threads_per_worker: int):
     from distributed import Client, LocalCluster
 
+    logging.getLogger("tornado.application").addFilter(_SYNC_FILTER)  # idempotent
+
     if scheduler in (None, "processes", "threads"):
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker,
-            processes=scheduler != "threads",
-            dashboard_address=":0",  # a free port: no clash with other clusters on this machine
-            silence_logs=logging.ERROR,
-        )
+        # Worker processes inherit an ignored SIGINT: Ctrl-C then interrupts this process alone, which
+        # closes the cluster cleanly, instead of every worker printing its own KeyboardInterrupt traceback.
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+        try:
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=scheduler != "threads",
+                dashboard_address=":0",  # a free port: no clash with other clusters on this machine
+                silence_logs=logging.ERROR,
+            )
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
         return Client(cluster), cluster
     return Client(scheduler), None
 
@@ -454,3 +496,63 @@ def run_sweep(
     }
     combined = store.write_combined(combined)
     return SweepResult(combined, store.path, len(tasks), len(tasks) - len(pending), len(pending), n_failed, 0)
+
+
+def open_sweep_store(path: str | Path) -> xr.Dataset:
+    """The Dataset of a sweep store, finished or not; ``path`` is the store or the run folder holding it.
+
+    A finished store (``ntkgap run`` completed) returns its combined Dataset. An unfinished one
+    (interrupted, or still running elsewhere) returns the finished tasks combined as
+    :func:`combine_results` does, the missing configurations NaN, with attrs ``sweep_status`` =
+    ``"partial"`` and ``tasks_finished`` = ``"<done> of <total>"``. The store is only read, so this
+    is safe while a sweep is writing to it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is neither a sweep store nor a folder holding ``sweep.zarr``.
+    ValueError
+        If no task of the sweep has finished yet.
+    """
+    import json
+
+    path = Path(path)
+    store = path / "sweep.zarr" if not (path / ".zgroup").exists() and (path / "sweep.zarr").is_dir() else path
+    if not (store / ".zgroup").exists() or not (store / ".zattrs").exists():
+        raise FileNotFoundError(
+            f"{str(path)!r} is neither a sweep store written by `ntkgap run` nor a run folder holding one "
+            "(OUT/ or OUT/sweep.zarr, for `ntkgap run --out OUT`)."
+        )
+    root = json.loads((store / ".zattrs").read_text())
+    if "ntkgap_sweep" not in root:
+        raise FileNotFoundError(f"{str(store)!r} is a Zarr store but not an ntkgap sweep (no 'ntkgap_sweep' attr).")
+    has_data = (store / "ntk_empirical").exists() or (store / "ntk_theory").exists()
+    if (store / ".zmetadata").exists() and has_data:
+        with xr.open_zarr(str(store)) as ds:
+            return ds.load()
+    identity = json.loads(root["ntkgap_sweep"])
+    config = SweepConfig.from_mapping(identity["config"], source=str(store))
+    tasks = plan_tasks(config)
+    tasks_dir = store / "tasks"
+    done = {p.name for p in tasks_dir.iterdir() if p.is_dir() and not p.name.startswith(".")} if tasks_dir.exists() \
+        else set()
+    results = {}
+    for t in tasks:
+        if t.key in done:
+            with xr.open_zarr(str(tasks_dir / t.key), consolidated=False) as r:
+                results[t.key] = r.load()
+    if not results:
+        raise ValueError(f"{str(store)!r} holds a sweep of which no task has finished yet; nothing to show.")
+    data = None
+    if identity.get("task") == "compare._tasks.measure":
+        from ._tasks import data_variables
+
+        data = data_variables(config)
+    ds = combine_results(config, tasks, results, data)
+    ds.attrs = {
+        **provenance_attrs(config.to_dict(), seeds=config.seeds, created=root.get("creation_time")),
+        "task_function": identity.get("task", ""),
+        "sweep_status": "partial",
+        "tasks_finished": f"{len(results)} of {len(tasks)}",
+    }
+    return ds

@@ -93,6 +93,8 @@ def task_inputs(task: Task, config: SweepConfig) -> tuple[np.ndarray, np.ndarray
 def _theory(task: Task, config: SweepConfig, x: np.ndarray) -> xr.Dataset:
     import ntktheory
 
+    # the standard parameterisation's NTK grows with the width: the task's own (a theory task per width)
+    width = task.width if config.parameterization == "standard" else None
     if task.architecture == "fcn":
         k = ntktheory.kernels(
             x.reshape(len(x), -1),
@@ -101,9 +103,10 @@ def _theory(task: Task, config: SweepConfig, x: np.ndarray) -> xr.Dataset:
             sigma_w=math.sqrt(task.sigma_w2),
             sigma_b=math.sqrt(task.sigma_b2),
             parameterization=config.parameterization,
+            width=width,
         )
     else:
-        k = ntktheory.kernels(x, architecture=architecture(task, None), parameterization=config.parameterization)
+        k = ntktheory.kernels(x, architecture=architecture(task, width), parameterization=config.parameterization)
     return xr.Dataset(
         {
             "ntk_theory": (("x1", "x2"), np.asarray(k["ntk"].values, dtype=np.float64)),

@@ -162,7 +162,8 @@ class TorchActivation(nn.Module):
     --------
     >>> import torch
     >>> phi = TorchActivation("x*tanh(x)")
-    >>> float(phi(torch.tensor([0.5], dtype=torch.float64))[0]) == 0.5 * math.tanh(0.5)
+    >>> value = float(phi(torch.tensor([0.5], dtype=torch.float64))[0])
+    >>> math.isclose(value, 0.5 * math.tanh(0.5), rel_tol=1e-15)
     True
     """
 

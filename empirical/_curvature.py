@@ -148,7 +148,7 @@ def model_hessian_norm(
     Returns
     -------
     float
-        The largest |eigenvalue|.
+        The largest ``|eigenvalue|``.
 
     Examples
     --------
@@ -249,7 +249,7 @@ def gradient_norms(
     >>> net = empirical.MLP(2, width=8, depth=2, activation="tanh", sigma_b=0.1, device="cpu")
     >>> g = empirical.gradient_norms(net, torch.randn(4, 2, dtype=torch.float64))
     >>> [str(name) for name in g["parameter"].values[:2]]
-    ['layers.0.weight', 'layers.0.bias']
+    ['0.weight', '0.bias']
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")

@@ -647,8 +647,9 @@ def nngp(
         try:
             layered(model)
         except NotImplementedError as err:  # says what the model has that is not supported
-            raise NotImplementedError(f"nngp: {err}".replace("method='structured'", "nngp").replace(
-                " Use method='jacobian' or method='ntk_vp' for other models.", "")) from err
+            raise NotImplementedError(str(err).replace("method='structured'", "nngp").replace(
+                " Use method='jacobian' or method='ntk_vp' for other models.", "").replace(
+                "; use method='jacobian' or method='ntk_vp' otherwise.", ".")) from err
     if net.weight_vars is None:
         raise ValueError(
             "nngp needs the initial weight and bias variances; build the model with empirical.MLP "

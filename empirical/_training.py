@@ -165,12 +165,12 @@ def train(
     x_train, y_train
         Inputs (N, d); targets (N, k) or (N,) for MSE, integer labels (N,) for cross-entropy.
     steps
-        Number of updates.
+        Number of updates, >= 1.
     lr, lr_factor
         Exactly one: an absolute learning rate, or a factor of the critical rate
         ``2 N / lambda_max(Theta_0)`` (see :func:`critical_learning_rate`).
     loss
-        ``"mse"`` ((1/2N) sum |f - y|^2) or ``"cross_entropy"``.
+        ``"mse"`` ((1/2N) sum ``|f - y|^2``) or ``"cross_entropy"``.
     batch_size
         None for full-batch GD; else SGD on minibatches of this size drawn without replacement
         (reshuffled every epoch, from ``seed``).
@@ -200,7 +200,7 @@ def train(
         ``output_train``/``output_train_linearized`` (step, x_train, output), ``output_test``/
         ``output_test_linearized`` (step, x_test, output), ``function_distance_train``/``_test``
         (RMS over points and outputs of f - f_lin), ``param_relative_change``
-        (|theta_t - theta_0| / |theta_0|), ``param_relative_change_layer`` (step, parameter),
+        (``|theta_t - theta_0|`` / ``|theta_0|``), ``param_relative_change_layer`` (step, parameter),
         ``ntk_empirical`` (step, x1, x2; mean over outputs), ``ntk_relative_change``
         (Frobenius, relative to step 0), ``diverged``/``diverged_linearized`` (bool); on dim
         ``iteration``: ``loss_trace`` (the loss each update was computed from). attrs: lr,
@@ -218,7 +218,12 @@ def train(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
-    steps = check_int("steps", steps, minimum=0)
+    steps = check_int("steps", steps)
+    if steps < 1:
+        raise ValueError(
+            f"`steps` must be an integer >= 1 (the number of updates); got {steps!r}. To measure the network at "
+            "initialisation without training, call empirical.ntk / empirical.nngp on it."
+        )
     loss = check_choice("loss", loss, LOSSES)
     if (lr is None) == (lr_factor is None):
         raise ValueError(

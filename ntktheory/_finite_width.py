@@ -11,7 +11,8 @@ Two results are implemented, each with its assumptions stated:
    where ``~`` means "bounded above and below by universal constants times", with corrections
    O(sum_l 1/n_l^2), in the regime of large widths with beta held fixed. It is a scaling law, not
    an equality: Monte Carlo at n = 32..128 gives an effective exponent log(ratio)/beta of about
-   3.1-3.7 for beta <= 0.5 (THEORY.md). :func:`hanin_nica_ratio` returns exp(rate * beta) with the
+   3.1-3.7 for beta <= 0.5 (tests/ntktheory/test_finite_width.py). :func:`hanin_nica_ratio` returns
+   exp(rate * beta) with the
    paper's rate 5 by default; compare measured data by fitting the rate (slope of log ratio
    against beta), not by asserting the constant.
 
@@ -25,10 +26,10 @@ Two results are implemented, each with its assumptions stated:
      weight-gradient part of Theta(x, x) is exactly a^L times its value at sigma_w^2 = 2 and the
      gradient with respect to the bias of layer l exactly a^(L + 1 - l) times it (pathwise, for
      every draw of the weights). In the NTK parameterisation with sigma_b = 0 the bias gradients
-     vanish, so the relative dispersion does not depend on sigma_w^2 at all (THEORY.md).
+     vanish, so the relative dispersion does not depend on sigma_w^2 at all.
    * In the standard parameterisation the infinite-width means of the two parts follow the
-     recursion of the README's conventions: weights W^1 = |x|^2, W^{l+1} = n E[phi^2] + a W^l; biases B^1 = 1,
-     B^{l+1} = 1 + a B^l, with q^1 = sigma_w^2 |x|^2 / d and q^{l+1} = a q^l.
+     recursion of the README's conventions: weights W^1 = ``|x|^2``, W^{l+1} = n E[phi^2] + a W^l; biases B^1 = 1,
+     B^{l+1} = 1 + a B^l, with q^1 = sigma_w^2 ``|x|^2`` / d and q^{l+1} = a q^l.
 
    Assumptions (leading order in 1/n, all terms driven by the same random backward pass): the
    weight part has Hanin & Nica's relative second moment exp(rate beta); the gradient with
@@ -137,7 +138,7 @@ def relu_ntk_mean_parts(
     width
         Hidden width n (enters the standard parameterisation).
     x_norm2, in_features
-        |x|^2 and the input dimension d.
+        ``|x|^2`` and the input dimension d.
     parameterization
         ``"standard"`` (trainable biases initialised at 0, as in the README's conventions) or ``"ntk"`` (sigma_b = 0:
         bias gradients are 0).

@@ -587,7 +587,8 @@ def _quadrature_matrix(act: ActivationFunction, c: np.ndarray, v_rows: np.ndarra
     (the univariate rule's second moments)."""
     pairs = [(act.phi, act.phi)] + ([(act.dphi, act.dphi)] if want_dd else [])
     values, info = _quadrature.pair_expectations(pairs, v_rows, v_cols, c, symmetric=symmetric,
-                                                 breakpoints=act.kinks, mirror=False, moments=True)
+                                                 breakpoints=act.kinks, mirror=False, moments=True,
+                                                 evaluate=act.phi_and_dphi if want_dd else None)
     m1, m2 = info.pop("second_moment1"), info.pop("second_moment2")
     if symmetric:
         idx = np.arange(len(v_rows))

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _kernel_maps as maps
 from . import layers as L
+from ._threads import threads_for
 from ._validate import check_choice, check_inputs, check_int, check_nonnegative, check_positive
 from .activations import ActivationSpec, get_activation
 
@@ -307,23 +308,30 @@ def _compute(request: _Request, a1: np.ndarray, a2: np.ndarray | None):
     nngp = np.zeros((n_depths, n1, n2))
     ntk = np.zeros((n_depths, n1, n2))
     stats: list[dict] | None = None
-    for bi, rs in enumerate(rows):
-        for bj, cs in enumerate(cols):
+    work = n1 * n2 * _entries_per_pair(request.form, a1.shape[1:]) * len(maps.primitives(request.architecture))
+    with threads_for(work):
+        for bi, bj in itertools.product(range(len(rows)), range(len(cols))):
             if a2 is None and bj < bi:
                 continue
-            diagonal = a2 is None and bi == bj
-            xb = None if diagonal else (a1 if a2 is None else a2)[cs]
-            outputs, block_stats = _run_block(request, a1[rs], xb)
-            stats = block_stats if stats is None else _merge_stats(stats, block_stats)
-            for d, (k, t) in enumerate(outputs):
-                if diagonal:
-                    k, t = maps.mirror(k), maps.mirror(t)
-                nngp[d, rs, cs] = k
-                ntk[d, rs, cs] = t
-                if a2 is None and not diagonal:
-                    nngp[d, cs, rs] = k.T
-                    ntk[d, cs, rs] = t.T
+            stats = _block_into(request, a1, a2, rows, cols, bi, bj, nngp, ntk, stats)
     return nngp, ntk, stats or []
+
+
+def _block_into(request, a1, a2, rows, cols, bi, bj, nngp, ntk, stats):
+    """Compute block (bi, bj) of input pairs into the output kernels (and its mirror); merged stats."""
+    rs, cs = rows[bi], cols[bj]
+    diagonal = a2 is None and bi == bj
+    xb = None if diagonal else (a1 if a2 is None else a2)[cs]
+    outputs, block_stats = _run_block(request, a1[rs], xb)
+    for d, (k, t) in enumerate(outputs):
+        if diagonal:
+            k, t = maps.mirror(k), maps.mirror(t)
+        nngp[d, rs, cs] = k
+        ntk[d, rs, cs] = t
+        if a2 is None and not diagonal:
+            nngp[d, cs, rs] = k.T
+            ntk[d, cs, rs] = t.T
+    return block_stats if stats is None else _merge_stats(stats, block_stats)
 
 
 def _run_block(request: _Request, x1: np.ndarray, x2: np.ndarray | None):

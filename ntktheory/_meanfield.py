@@ -360,7 +360,7 @@ def mean_field(
     sigma_w2, sigma_b2
         Weight variance(s) > 0 and bias variance(s) >= 0; arrays broadcast together.
     critical_tol
-        |chi_1 - 1| at most this counts as critical (xi_c = inf there).
+        ``|chi_1 - 1|`` at most this counts as critical (xi_c = inf there).
 
     Returns
     -------

@@ -156,33 +156,6 @@ def length_kernels(act: Activation) -> ModuleType:
 
 # ---------------------------------------------------------------------- correlation map
 @njit(cache=True, inline="always")
-def _series(a2, c, r0):
-    """S(c) = sum_{k>=1} a_k^2 [k]_c with [k]_c = (1 - c^k)/(1 - c), and S'(c).
-
-    The terms beyond the last coefficient are approximated by r0 [K+1]_c (their whole mass r0 at
-    degree K + 1).
-    """
-    s = 0.0
-    ds = 0.0
-    bracket = 0.0  # [k]_c
-    dbracket = 0.0  # d[k]_c / dc
-    power = 1.0  # c^(k-1)
-    dpower = 0.0  # d c^(k-1) / dc
-    for k in range(1, a2.size):
-        bracket += power
-        dbracket += dpower
-        s += a2[k] * bracket
-        ds += a2[k] * dbracket
-        dpower = dpower * c + power
-        power *= c
-    bracket += power
-    dbracket += dpower
-    s += r0 * bracket
-    ds += r0 * dbracket
-    return s, ds
-
-
-@njit(cache=True, inline="always")
 def _newton_bisect_step(c, f, slope, lo, hi):
     """One safeguarded Newton step for an increasing f(c) on the bracket [lo, hi].
 
@@ -202,45 +175,89 @@ def _newton_bisect_step(c, f, slope, lo, hi):
     return new, lo, hi, abs(new - c) <= 1e-16 or hi - lo <= 1e-16
 
 
-@njit(cache=True, parallel=True)
-def solve_correlation(a2, r0, sw2, q_star, c_out, slope_out, bound_out):
-    """Non-trivial fixed point c* in [0, 1) of the correlation map, from Hermite coefficients.
+@njit(cache=True, inline="always")
+def _series(a2, tail, c, q):
+    """S(c) = sum_{k>=1} a_k^2 [k]_c with [k]_c = (1 - c^k)/(1 - c), and S'(c), stopping once the
+    rest is negligible.
+
+    ``tail[k] = sum_{j>k} a_j^2`` (including the mass beyond the last coefficient); the rest
+    after degree k is taken as tail[k] [k+1]_c (its whole mass at degree k + 1), with error
+    <= tail[k] c^(k+1) / (1 - c).
+    """
+    s = 0.0
+    ds = 0.0
+    bracket = 0.0  # [k]_c
+    dbracket = 0.0  # d[k]_c / dc
+    power = 1.0  # c^(k-1), then c^k
+    dpower = 0.0  # d c^(k-1) / dc
+    kmax = a2.size - 1
+    k = 0
+    for k in range(1, kmax + 1):
+        bracket += power
+        dbracket += dpower
+        s += a2[k] * bracket
+        ds += a2[k] * dbracket
+        dpower = dpower * c + power
+        power *= c
+        if c < 1.0 and tail[k] * power * c <= 1e-17 * q * (1.0 - c):
+            break
+    bracket += power
+    dbracket += dpower
+    s += tail[k] * bracket
+    ds += tail[k] * dbracket
+    return s, ds
+
+
+@njit(cache=True, inline="always")
+def _fixed_point(a2, r0, sw2, q):
+    """(c*, chi_c, bound) of the correlation map from the squared Hermite coefficients a_k^2 at q*
+    and the mass r0 = E[phi^2] - sum_k a_k^2 beyond the last degree.
 
     With c' = (sw2 sum_k a_k^2 c^k + sb2) / q* and q* = sw2 sum_k a_k^2 + sb2, a fixed point
-    c != 1 solves sw2 S(c) = q*, S as in ``_series``; S is increasing and convex on [0, 1], so a
-    safeguarded Newton iteration converges. ``slope_out`` is chi_c = sw2 E[phi'(u1) phi'(u2)] at
-    c*, i.e. sw2 / q* sum_k k a_k^2 c^(k-1); ``bound_out`` bounds the truncation error of the
-    equation sw2 S(c*) - q* (relative to q*).
+    c != 1 solves S(c) = q* / sw2, S as in ``_series``; S is increasing and convex on [0, 1], so a
+    safeguarded Newton iteration converges. chi_c = sw2 E[phi'(u1) phi'(u2)] at c* is
+    sw2 / q* sum_k k a_k^2 c^(k-1), the rest beyond the last degree summed taken as its mass at the
+    next degree, as in S. ``bound`` bounds the truncation error of the equation, relative to q*.
     """
-    kmax = a2.shape[1] - 1
+    ncoef = a2.size
+    kmax = ncoef - 1
+    tail = np.empty(ncoef)
+    acc = r0
+    for k in range(kmax, -1, -1):
+        tail[k] = acc
+        acc += a2[k]
+    target = q / sw2
+    lo = 0.0
+    hi = 1.0
+    c = 0.5
+    s0, _ = _series(a2, tail, 0.0, q)
+    if s0 >= target:
+        c = 0.0
+    else:
+        for _it in range(200):
+            s, ds = _series(a2, tail, c, q)
+            c, lo, hi, done = _newton_bisect_step(c, s - target, ds, lo, hi)
+            if done:
+                break
+    d = 0.0
+    power = 1.0
+    k = 0
+    for k in range(1, kmax + 1):
+        d += k * a2[k] * power
+        power *= c
+        if c < 1.0 and (k + 1) * tail[k] * power <= 1e-17 * q:
+            break
+    d += (k + 1) * tail[k] * power  # the rest, as in _series: its mass at degree k + 1
+    bound = r0 * c ** (kmax + 1) / (1.0 - c) / target if c < 1.0 else math.inf
+    return c, sw2 * d / q, bound
+
+
+@njit(cache=True, parallel=True)
+def solve_correlation(a2, r0, sw2, q_star, c_out, slope_out, bound_out):
+    """Non-trivial fixed points c* in [0, 1) of the correlation map (see ``_fixed_point``), from
+    the squared Hermite coefficients a2[p] at each q*[p] and the masses r0[p] beyond them."""
     for p in prange(a2.shape[0]):
-        coef = a2[p]
-        lo = 0.0
-        hi = 1.0
-        c = 0.5
-        s0, _ = _series(coef, 0.0, r0[p])
-        if sw2[p] * s0 >= q_star[p]:
-            c = 0.0
-        else:
-            for _it in range(200):
-                s, ds = _series(coef, c, r0[p])
-                c, lo, hi, done = _newton_bisect_step(c, sw2[p] * s - q_star[p], sw2[p] * ds, lo, hi)
-                if done:
-                    break
-        c_out[p] = c
-        d = 0.0
-        power = 1.0
-        for k in range(1, kmax + 1):
-            d += k * coef[k] * power
-            power *= c
-        # tail approximated as in _series: mass r0 at degree K + 1
-        d += (kmax + 1) * r0[p] * power
-        slope_out[p] = sw2[p] * d / q_star[p]
-        # error of the tail approximation: sum_{k>K} a_k^2 ([k]_c - [K+1]_c) <= r0 c^(K+1) / (1 - c)
-        if c < 1.0:
-            bound_out[p] = sw2[p] * r0[p] * power * c / (1.0 - c) / q_star[p]
-        else:
-            bound_out[p] = math.inf
+        c_out[p], slope_out[p], bound_out[p] = _fixed_point(a2[p], r0[p], sw2[p], q_star[p])
 
 
 # ---------------------------------------------------------------------- tabulated fast path
@@ -331,47 +348,15 @@ def solve_length_table(sw2, sb2, q1, table, h, q_out, chi1_out, slope_out, ok_ou
         ok_out[p] = True
 
 
-@njit(cache=True, inline="always")
-def _series_truncated(a2, tail, c, q):
-    """S(c) = sum_{k>=1} a_k^2 [k]_c and S'(c), stopping once the rest is negligible.
-
-    ``tail[k] = sum_{j>k} a_j^2`` (including the mass beyond the last coefficient); the rest
-    after degree k is taken as tail[k] [k+1]_c, with error <= tail[k] c^(k+1) / (1 - c).
-    """
-    s = 0.0
-    ds = 0.0
-    bracket = 0.0
-    dbracket = 0.0
-    power = 1.0
-    dpower = 0.0
-    kmax = a2.size - 1
-    for k in range(1, kmax + 1):
-        bracket += power
-        dbracket += dpower
-        s += a2[k] * bracket
-        ds += a2[k] * dbracket
-        dpower = dpower * c + power
-        power *= c
-        if c < 1.0 and tail[k] * power * c <= 1e-17 * q * (1.0 - c):
-            break
-    # rest: mass tail[k] at degree k + 1
-    bracket += power
-    dbracket += dpower
-    s += tail[k] * bracket
-    ds += tail[k] * dbracket
-    return s, ds
-
-
 @njit(cache=True, parallel=True)
 def solve_correlation_table(coef_table, h, sw2, q_star, g, c_out, slope_out, bound_out):
     """Correlation fixed point c* in [0, 1) from tabulated Hermite coefficients a_k(q).
 
-    Same equation as ``solve_correlation``; the coefficients at q* are interpolated from
-    ``coef_table[i, k] = a_k(expm1(i h))``, the tail mass beyond the last degree is
+    The same solve as ``solve_correlation`` (``_fixed_point``); the coefficients at q* are
+    interpolated from ``coef_table[i, k] = a_k(expm1(i h))``, the mass beyond the last degree is
     g - sum_k a_k^2 with g = E[phi^2] at q*.
     """
     size, ncoef = coef_table.shape
-    kmax = ncoef - 1
     for p in prange(sw2.size):
         q = q_star[p]
         i0, w = _stencil(math.log1p(q), h, size)
@@ -381,38 +366,8 @@ def solve_correlation_table(coef_table, h, sw2, q_star, g, c_out, slope_out, bou
             for j in range(_STENCIL):
                 v += w[j] * coef_table[i0 + j, k]
             a2[k] = v * v
-        tail = np.empty(ncoef)
         acc = g[p]
         for k in range(ncoef):
             acc -= a2[k]
         r0 = acc if acc > 0.0 else 0.0
-        acc = r0
-        for k in range(kmax, -1, -1):
-            tail[k] = acc
-            acc += a2[k]
-        target = q / sw2[p]
-        lo = 0.0
-        hi = 1.0
-        s0, _ = _series_truncated(a2, tail, 0.0, q)
-        c = 0.5
-        if s0 >= target:
-            c = 0.0
-        else:
-            for _it in range(200):
-                s, ds = _series_truncated(a2, tail, c, q)
-                c, lo, hi, done = _newton_bisect_step(c, s - target, ds, lo, hi)
-                if done:
-                    break
-        c_out[p] = c
-        d = 0.0
-        power = 1.0
-        for k in range(1, kmax + 1):
-            d += k * a2[k] * power
-            power *= c
-            if c < 1.0 and (k + 1) * tail[k] * power <= 1e-17 * q:
-                break
-        slope_out[p] = sw2[p] * d / q
-        if c < 1.0:
-            bound_out[p] = r0 * c ** (kmax + 1) / (1.0 - c) / target
-        else:
-            bound_out[p] = math.inf
+        c_out[p], slope_out[p], bound_out[p] = _fixed_point(a2, r0, sw2[p], q)

@@ -63,7 +63,7 @@ def phase_diagram(
     sigma_b2
         1-D bias variances >= 0 (default ``np.linspace(0, 0.3, 400)``).
     critical_tol
-        |chi_1 - 1| at most this is labelled critical.
+        ``|chi_1 - 1|`` at most this is labelled critical.
     critical_line
         Also compute ``critical_sigma_w2`` on dim ``sigma_b2`` (the boundary chi_1 = 1).
 

@@ -1,6 +1,6 @@
 """Predictions of infinitely wide networks: gradient-descent ensembles and GP posteriors.
 
-Lee et al. 2019 (arXiv:1902.06720, Sec. 2.3 and Eq. 16), THEORY.md's conventions: K = NNGP,
+Lee et al. 2019 (arXiv:1902.06720, Sec. 2.3 and Eq. 16), the conventions of the documentation: K = NNGP,
 Theta = NTK, X the N training points with k outputs, loss 1/(2 N k) |f(X) - Y|^2, learning rate
 eta. Gradient flow for time t (or ``steps`` steps of gradient descent) gives, over initialisations,
 
@@ -251,6 +251,11 @@ def _covariance_mode(covariance: object) -> str:
 
 
 def _targets(y_train: object, n: int) -> np.ndarray:
+    kind = getattr(getattr(y_train, "dtype", None), "kind", None)
+    if kind == "c" or isinstance(y_train, complex):
+        raise TypeError("`y_train` must be real; got a complex array. Pass y.real explicitly.")
+    if kind in ("U", "S"):
+        raise TypeError(f"`y_train` must be an array of real numbers; got dtype {y_train.dtype}.")
     try:
         y = np.asarray(y_train, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -403,8 +408,8 @@ def predict_from_kernels(
         ``numpy.inf``), E_s = I - (I - eta Theta / (N k))^s; the result's dim is then ``step``.
         A learning rate beyond the stability limit 2 N k / lambda_max warns (the outputs then grow).
     learning_rate
-        eta > 0, for the loss 1/(2 N k) |f(X) - Y|^2 (neural-tangents' normalisation; the
-        loss (1/2N) sum_i |f(x_i) - y_i|^2 of :func:`empirical.train` corresponds to
+        eta > 0, for the loss 1/(2 N k) ``|f(X) - Y|^2`` (neural-tangents' normalisation; the
+        loss (1/2N) sum_i ``|f(x_i) - y_i|^2`` of :func:`empirical.train` corresponds to
         ``learning_rate = k * lr``). Unused by ``method="bayesian"``.
     diag_reg
         Diagonal regulariser r >= 0 of the train kernel, relative to its mean diagonal
@@ -731,12 +736,14 @@ def predict(
     from ._kernels import kernels
 
     mode = _covariance_mode(covariance)
-    try:
-        n = len(x_train)  # type: ignore[arg-type]
-    except TypeError as err:
-        raise TypeError(f"`x_train` must be an array of training inputs; got {type(x_train).__name__}.") from err
+    from ._validate import check_inputs
+
     if x_test is None:
         raise TypeError("`x_test` must be an array of test inputs; got None (pass x_test=x_train for the train set).")
+    # checked here, so that a message names predict's own arguments (not kernels' x1, x2)
+    x_train = check_inputs("x_train", x_train, images=True)
+    x_test = check_inputs("x_test", x_test, images=True, sample_shape=x_train.shape[1:])
+    n = x_train.shape[0]
     _targets(y_train, n)  # check before computing kernels
     k_train = kernels(x_train, **network)
     k_cross = kernels(x_test, x_train, **network)

@@ -70,11 +70,11 @@ def _grid_panels(q_max: float, kmax: int) -> int:
     width = min(1.5, 12.0 / math.sqrt(kmax + 1.0), 1.6 / math.sqrt(max(q_max, 1e-300)))
     panels = math.ceil(2.0 * _Z_COEF / width)
     panels += panels % 2
-    # coarse ladder so that layers with similar q share one cached Hermite matrix
-    return int(2 ** math.ceil(math.log2(panels))) if panels > 16 else 16
+    # a ladder of multiples of 8, so that layers with similar q share one cached Hermite matrix
+    return max(16, 8 * math.ceil(panels / 8))
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def _hermite_rule(panels: int, kmax: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes z_m and the matrix H[m, k] = W_m h_k(z_m) (W_m includes the Gaussian density)."""
     z, w = _gauss.composite_legendre(-_Z_COEF, _Z_COEF, panels)
@@ -91,15 +91,29 @@ def _hermite_rule(panels: int, kmax: int) -> tuple[np.ndarray, np.ndarray]:
     return z, h
 
 
-def _coefficients(f: ElementwiseFunction, q: np.ndarray, z: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """a[i, k] = E[f(sqrt(q_i) z) h_k(z)] for every q_i, by one matrix product (chunked)."""
+def _coefficients(evaluate: Callable[[np.ndarray], Sequence[np.ndarray]], q: np.ndarray, z: np.ndarray,
+                  h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a[p, i, k] = E[f_p(sqrt(q_i) z) h_k(z)] for every function and q_i, by one matrix product
+    (chunked), and E[f_p(sqrt(q_i) z)^2] from the same values (h[:, 0] holds the rule's weights,
+    h_0 = 1). ``evaluate`` returns the values of all the functions at an array of points."""
     sigma = np.sqrt(q)
-    out = np.empty((q.size, h.shape[1]))
+    out, second = None, None
     step = max(1, 4_000_000 // z.size)
     for start in range(0, q.size, step):
-        vals = f(sigma[start : start + step, None] * z[None, :])
-        out[start : start + step] = vals @ h
-    return out
+        values = evaluate(sigma[start : start + step, None] * z[None, :])
+        if out is None:
+            out, second = np.empty((len(values), q.size, h.shape[1])), np.empty((len(values), q.size))
+        for p, vals in enumerate(values):
+            out[p, start : start + step] = vals @ h
+            second[p, start : start + step] = np.square(vals) @ h[:, 0]
+    return out, second
+
+
+def _evaluator(funcs: Sequence[ElementwiseFunction]) -> Callable[[np.ndarray], list[np.ndarray]]:
+    def evaluate(x: np.ndarray) -> list[np.ndarray]:
+        return [f(x) for f in funcs]
+
+    return evaluate
 
 
 def _relative_tails(a: np.ndarray, second_moment: np.ndarray) -> np.ndarray:
@@ -121,21 +135,31 @@ def _squared(f: ElementwiseFunction) -> ElementwiseFunction:
 
 
 class _Series:
-    """Hermite coefficients and relative tails of several functions at several variances."""
+    """Hermite coefficients and relative tails of several functions at several variances.
 
-    def __init__(self, funcs: Sequence[ElementwiseFunction], q: np.ndarray, kmax: int, panels: int,
-                 breakpoints: tuple[float, ...], second_moment: np.ndarray | None = None) -> None:
+    The second moments E[f^2] that the tails need come from the same grid as the coefficients
+    unless given: its panels resolve f at every variance (kinks other than 0 never reach here),
+    and the same rule on both sides of T = E[f^2] - sum a_k^2 keeps the tails consistent."""
+
+    def __init__(self, evaluate: Callable[[np.ndarray], Sequence[np.ndarray]], q: np.ndarray, kmax: int,
+                 panels: int, second_moment: np.ndarray | None = None) -> None:
         z, h = _hermite_rule(panels, kmax)
-        self.coef = np.stack([_coefficients(f, q, z, h) for f in funcs])  # (P, N, K+1)
-        if second_moment is None:
-            second_moment = second_moments(funcs, q, breakpoints)
-        self.second_moment = second_moment
-        self.tails = np.stack([_relative_tails(a, m) for a, m in zip(self.coef, self.second_moment)])
+        # each distinct variance once (inputs on a sphere share one), spread back to the N rows
+        uq, first, inverse = np.unique(q, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        coef, grid_moment = _coefficients(evaluate, uq, z, h)  # (P, U, K+1), (P, U)
+        unique_moment = grid_moment if second_moment is None else second_moment[:, first]
+        self.second_moment = unique_moment[:, inverse]
+        tails = np.stack([_relative_tails(a, m) for a, m in zip(coef, unique_moment)])
+        self.coef, self.tails = coef[:, inverse], tails[:, inverse]
 
 
 def second_moments(funcs: Sequence[ElementwiseFunction], q: np.ndarray, breakpoints: tuple[float, ...]) -> np.ndarray:
-    """E[f(u)^2] for u ~ N(0, q_i), every function and variance: (P, N), by the univariate rule."""
-    return np.stack([_gauss.expect([_squared(f)], q, breakpoints=breakpoints) for f in funcs])
+    """E[f(u)^2] for u ~ N(0, q_i), every function and variance: (P, N), by the univariate rule
+    (once per distinct variance)."""
+    uq, inverse = np.unique(q, return_inverse=True)
+    moments = np.stack([_gauss.expect([_squared(f)], uq, breakpoints=breakpoints) for f in funcs])
+    return moments[:, inverse.reshape(-1)]
 
 
 # ---------------------------------------------------------------------- compiled sums
@@ -175,70 +199,94 @@ def _scalar_sums(idx1, idx2, c, coef1, coef2, ta, tb, tol, out, failed):
             out[p, e] = s
 
 
+#: Columns per tile of the row sums: each (row, tile) gets the degree its own largest |c| needs, so
+#: a few strongly correlated columns (neighbouring positions of one image) do not raise the degree
+#: of a whole row.
+_TILE = 64
+
+
 @njit(cache=True, parallel=True)
 def _plan_rows(c, ta, tb, tb_max, krow, tol, symmetric, irregular, degree):
-    """Per row: mark pairs whose bound fails at degree krow (irregular), and pick the smallest
-    degree that bounds all the other pairs of the row with the row's largest |c|."""
+    """Per row: mark pairs whose bound fails at degree krow (irregular), and per tile of
+    :data:`_TILE` columns pick the smallest degree that bounds all its other pairs with the
+    tile's largest |c| (degree[i, t]).
+
+    The per-pair test is needed only where the row's bound at krow, taken with the row's largest
+    |c| and the columns' largest tails, fails."""
     n1, n2 = c.shape
     npairs = ta.shape[0]
+    ntiles = degree.shape[1]
+    tb_max_rows = tb_max.reshape(npairs, 1, tb_max.shape[1])  # one "column" holding the largest tails
     for r in prange(n1):
         i = np.int64(r)
-        row_max = 0.0
         j0 = i + 1 if symmetric else np.int64(0)
+        row_max = 0.0
         for j in range(j0, n2):
             ac = abs(c[i, j])
-            bad = False
-            if ac > 0.0:
-                ck = math.exp((krow + 1) * math.log(ac))
-                for p in range(npairs):
-                    if ck * math.sqrt(ta[p, i, krow] * tb[p, j, krow]) > tol:
-                        bad = True
-            irregular[i, j] = bad
-            if not bad and ac > row_max:
+            if ac > row_max:
                 row_max = ac
-        deg = krow
-        if row_max == 0.0:
-            deg = 0
-        else:
-            logc = math.log(row_max)
-            for k in range(krow + 1):
-                ok = True
-                for p in range(npairs):
-                    if math.exp((k + 1) * logc) * math.sqrt(ta[p, i, k] * tb_max[p, k]) > tol:
-                        ok = False
-                        break
-                if ok:
-                    deg = k
-                    break
-        degree[i] = deg
+        row_ok = True
+        if row_max > 0.0:
+            ck = math.exp((krow + 1) * math.log(row_max))
+            for p in range(npairs):
+                if ck * math.sqrt(ta[p, i, krow] * tb_max[p, krow]) > tol:
+                    row_ok = False
+        for t in range(ntiles):
+            lo = max(t * _TILE, j0)
+            hi = min((t + 1) * _TILE, n2)
+            tile_max = 0.0
+            for j in range(lo, hi):
+                ac = abs(c[i, j])
+                bad = False
+                if not row_ok and ac > 0.0:
+                    ck = math.exp((krow + 1) * math.log(ac))
+                    for p in range(npairs):
+                        if ck * math.sqrt(ta[p, i, krow] * tb[p, j, krow]) > tol:
+                            bad = True
+                irregular[i, j] = bad
+                if not bad and ac > tile_max:
+                    tile_max = ac
+            deg = _pair_degree(tile_max, ta, tb_max_rows, i, 0, krow, tol) if hi > lo else 0
+            degree[i, t] = deg if deg >= 0 else krow
 
 
 @njit(cache=True, parallel=True)
 def _row_sums(c, coef1, coef2t, degree, symmetric, out):
-    """out[p, i, j] = sum_{k <= degree[i]} coef1[p, i, k] coef2t[p, k, j] c[i, j]^k (Horner).
+    """out[p, i, j] = sum_{k <= degree[i, j // _TILE]} coef1[p, i, k] coef2t[p, k, j] c[i, j]^k (Horner).
 
     Rows are processed in parallel, in pairs (i, n1 - 1 - i) so that the triangle is balanced;
-    the inner loop over columns is contiguous and vectorises.
+    the inner loop over the columns of a tile is contiguous and vectorises.
     """
-    n1, _n2 = c.shape
+    n1, n2 = c.shape
     npairs = coef1.shape[0]
     half = (n1 + 1) // 2
     for r in prange(half):
+        acc = np.empty(_TILE)
+        cw = np.empty(_TILE)
         for side in range(2):
             i = np.int64(r) if side == 0 else np.int64(n1 - 1 - r)
             if side == 1 and i == r:
                 continue
             j0 = i if symmetric else np.int64(0)
-            deg = degree[i]
-            crow = c[i, j0:]
-            for p in range(npairs):
-                acc = coef1[p, i, deg] * coef2t[p, deg, j0:]
-                for k in range(deg - 1, -1, -1):
-                    a = coef1[p, i, k]
-                    b = coef2t[p, k, j0:]
-                    for jj in range(acc.size):
-                        acc[jj] = acc[jj] * crow[jj] + a * b[jj]
-                out[p, i, j0:] = acc
+            for t in range(degree.shape[1]):
+                lo = max(t * _TILE, j0)
+                hi = min((t + 1) * _TILE, n2)
+                if hi <= lo:
+                    continue
+                deg = degree[i, t]
+                width = hi - lo
+                for jj in range(width):
+                    cw[jj] = c[i, lo + jj]
+                for p in range(npairs):
+                    a = coef1[p, i, deg]
+                    for jj in range(width):
+                        acc[jj] = a * coef2t[p, deg, lo + jj]
+                    for k in range(deg - 1, -1, -1):
+                        a = coef1[p, i, k]
+                        for jj in range(width):
+                            acc[jj] = acc[jj] * cw[jj] + a * coef2t[p, k, lo + jj]
+                    for jj in range(width):
+                        out[p, i, lo + jj] = acc[jj]
 
 
 # ---------------------------------------------------------------------- direct 2-D quadrature
@@ -307,10 +355,10 @@ def _direct_one(f: ElementwiseFunction, g: ElementwiseFunction, q1: float, q2: f
 
 
 # ---------------------------------------------------------------------- public-internal API
-def _series_for(funcs1, funcs2, q1, q2, kmax, same, breakpoints, moments=(None, None)):
+def _series_for(evaluate1, evaluate2, q1, q2, kmax, same, moments=(None, None)):
     panels = _grid_panels(float(max(q1.max(initial=0.0), q2.max(initial=0.0))), kmax)
-    s1 = _Series(funcs1, q1, kmax, panels, breakpoints, moments[0])
-    s2 = s1 if same else _Series(funcs2, q2, kmax, panels, breakpoints, moments[1])
+    s1 = _Series(evaluate1, q1, kmax, panels, moments[0])
+    s2 = s1 if same else _Series(evaluate2, q2, kmax, panels, moments[1])
     return s1, s2
 
 
@@ -394,7 +442,8 @@ def _elementwise(pairs, u1, u2, idx1, idx2, c, breakpoints):
         return out
     kinks, features = _kink_features(breakpoints)
     for kmax in _K_LADDER:
-        s1, s2 = _series_for([p[0] for p in pairs], [p[1] for p in pairs], u1, u2, kmax, False, kinks)
+        s1, s2 = _series_for(_evaluator([p[0] for p in pairs]), _evaluator([p[1] for p in pairs]), u1, u2, kmax,
+                             False)
         vals = np.empty((len(pairs), todo.size))
         failed = np.empty(todo.size, dtype=np.bool_)
         _scalar_sums(idx1[todo], idx2[todo], c[todo], s1.coef, s2.coef, s1.tails, s2.tails, TOL, vals,
@@ -420,6 +469,7 @@ def pair_expectations(
     breakpoints: Sequence[float] = (),
     mirror: bool = True,
     moments: bool = False,
+    evaluate: Callable[[np.ndarray], Sequence[np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, dict[str, int]]:
     """E[f_p(u_i) g_p(v_j)] for every function pair p and every (i, j) of a correlation matrix.
 
@@ -441,6 +491,9 @@ def pair_expectations(
         leaves the lower triangle and the diagonal 0 (the kernel maps keep upper triangles only).
     moments
         Also return the second moments E[f^2], E[g^2] at every variance (see Returns).
+    evaluate
+        For pairs (f_p, f_p) only: a function returning [f_p(x) for every p] in one pass (e.g.
+        ``Activation.phi_and_dphi``, which shares tanh between phi and phi').
 
     Returns
     -------
@@ -457,11 +510,10 @@ def pair_expectations(
     funcs1 = [p[0] for p in pairs]
     funcs2 = [p[1] for p in pairs]
     stats = {"kmax": 0, "mean_row_degree": 0, "per_pair": 0, "direct": 0}
-    m1 = second_moments(funcs1, q1, kinks)
-    m2 = m1 if symmetric else second_moments(funcs2, q2, kinks)
-    if moments:
-        stats["second_moment1"], stats["second_moment2"] = m1, m2
     if any(k != 0.0 for k in kinks):  # off-zero kinks: a shared grid cannot resolve them
+        if moments:
+            stats["second_moment1"] = second_moments(funcs1, q1, kinks)
+            stats["second_moment2"] = stats["second_moment1"] if symmetric else second_moments(funcs2, q2, kinks)
         ii, jj = np.triu_indices(n1, 1) if symmetric else np.indices((n1, n2)).reshape(2, -1)
         stats["direct"] = ii.size
         for i, j in zip(ii, jj):
@@ -472,10 +524,19 @@ def pair_expectations(
         return out, stats
 
     irregular = np.zeros((n1, n2), dtype=np.bool_)
-    degree = np.zeros(n1, dtype=np.int64)
+    degree = np.zeros((n1, max(1, -(-n2 // _TILE))), dtype=np.int64)
     todo = None
+    if evaluate is not None and any(f != g for f, g in pairs):
+        raise ValueError("`evaluate` is for pairs (f, f) only.")
+    evaluate1 = evaluate if evaluate is not None else _evaluator(funcs1)
+    evaluate2 = evaluate if evaluate is not None else _evaluator(funcs2)
+    m1 = m2 = None  # second moments: from the first rung's grid, then kept for every rung
     for kmax in _K_LADDER:
-        s1, s2 = _series_for(funcs1, funcs2, q1, q2, kmax, symmetric, kinks, (m1, m2))
+        s1, s2 = _series_for(evaluate1, evaluate2, q1, q2, kmax, symmetric, (m1, m2))
+        if m1 is None:
+            m1, m2 = s1.second_moment, s2.second_moment
+            if moments:
+                stats["second_moment1"], stats["second_moment2"] = m1, m2
         if todo is None:  # first rung: plan the rows (row sums use degrees <= _K_ROW)
             krow = min(kmax, _K_ROW)
             if kmax < _K_ROW:
@@ -487,7 +548,7 @@ def pair_expectations(
                 _plan_rows(c, s1.tails, s2.tails, s2.tails.max(axis=1), krow, TOL, symmetric, irregular, degree)
             coef2t = np.ascontiguousarray(np.transpose(s2.coef, (0, 2, 1)))
             _row_sums(np.ascontiguousarray(c), s1.coef, coef2t, degree, symmetric, out)
-            stats["mean_row_degree"] = round(float(degree.mean()))
+            stats["mean_row_degree"] = round(float(degree.mean()))  # mean over (row, tile)
             stats["kmax"] = krow
             ii, jj = np.nonzero(irregular)
             todo = (ii, jj)

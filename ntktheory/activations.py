@@ -24,7 +24,9 @@ True
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
+import re
 from collections.abc import Callable
 from types import ModuleType
 
@@ -107,11 +109,12 @@ class Activation:
         """The generated numba module: ``phi``, ``dphi``, ``d2phi`` (1-D float64 arrays) and
         their ``*_scalar`` versions, usable from other numba code."""
         if self.code is not None:
-            codes = self.code
+            codes, fused = self.code, None
         else:
             d1, d2 = self.derivative_expressions
             codes = tuple(_codegen.to_code(e) for e in (self.expression, d1, d2))
-        return _codegen.compile_module(*codes, doc=f"{self.name}: {self.expression}")
+            fused = _codegen.fused_code(self.expression, d1)
+        return _codegen.compile_module(*codes, doc=f"{self.name}: {self.expression}", fused=fused)
 
     def phi(self, u: object) -> np.ndarray:
         """phi evaluated elementwise (float64, any shape)."""
@@ -120,6 +123,17 @@ class Activation:
     def dphi(self, u: object) -> np.ndarray:
         """phi' evaluated elementwise."""
         return _codegen.apply_elementwise(self.compiled.dphi, u)
+
+    def phi_and_dphi(self, u: object) -> tuple[np.ndarray, np.ndarray]:
+        """(phi, phi') evaluated elementwise in one pass (float64, the shape of ``u``)."""
+        arr = np.asarray(u, dtype=np.float64)
+        values = self.compiled.phi_dphi_numpy(arr)
+        if values is not None:
+            return values
+        flat = np.ascontiguousarray(arr).reshape(-1)
+        out_phi, out_dphi = np.empty_like(flat), np.empty_like(flat)
+        self.compiled.phi_dphi(flat, out_phi, out_dphi)
+        return out_phi.reshape(arr.shape), out_dphi.reshape(arr.shape)
 
     def d2phi(self, u: object) -> np.ndarray:
         """phi'' evaluated elementwise (0 at kinks' Dirac masses: autograd's convention)."""
@@ -245,6 +259,60 @@ _EXPRESSION_NAMES = {
 }
 
 
+#: A bare name (no operators, no call): an unknown registry name rather than an expression.
+_BARE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+#: Radii r (growth from |x| <= r to |x| <= 2r, the first r where phi is finite), and the log(1 + |phi|)
+#: that phi must exceed at 2r before growth like exp(c x^2) is refused.
+_GROWTH_RADII = (10.0, 5.0, 2.5)
+_GROWTH_LOG_LIMIT = 20.0
+
+
+def _suggestion(name: str) -> str | None:
+    """A registry name close to ``name`` (case, '-' for '_', one typo), or None."""
+    key = name.lower().replace("-", "_")
+    if key in _REGISTRY:
+        return key
+    close = difflib.get_close_matches(key, list(_REGISTRY), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _unknown_name(text: str) -> ValueError:
+    guess = _suggestion(text)
+    hint = f" (did you mean {guess!r}? names are lower case)" if guess and guess == text.lower() else (
+        f" (did you mean {guess!r}?)" if guess else "")
+    return ValueError(
+        f"unknown activation {text!r}{hint}; the registry has {', '.join(registry_names())}; "
+        "an expression in x such as 'x*tanh(x)' or '0.5*relu(x) + sin(x)' is accepted too."
+    )
+
+
+def _check_growth(text: str, grid: np.ndarray, phi: np.ndarray) -> None:
+    """Refuse phi growing like exp(c x^2) or faster: its Gaussian expectations diverge.
+
+    E[phi(u)^2] for u ~ N(0, q) is finite for every q only if log|phi(x)| = o(x^2). The test
+    compares M(r) = max_{|x| <= r} log(1 + |phi(x)|) at r and 2 r (r = 10, or smaller where phi
+    overflows there): quadratic growth quadruples it, exponential growth (exp(x), cosh(x)^3)
+    doubles it, polynomials barely move it.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        size = np.log1p(np.abs(phi))
+    for r in _GROWTH_RADII:
+        inner = float(np.max(size[np.abs(grid) <= r]))
+        outer = float(np.max(size[np.abs(grid) <= 2 * r]))
+        if np.isfinite(inner):
+            break
+    else:
+        return  # not finite near 0: the finiteness check reports it
+    if outer <= _GROWTH_LOG_LIMIT or (outer < np.inf and np.log2(outer / max(inner, 1e-300)) <= 1.75):
+        return
+    reach = "overflows float64" if outer == np.inf else f"about exp({outer:.3g})"
+    raise ValueError(
+        f"activation {text!r} grows like exp(c x^2) or faster (|phi| reaches about exp({inner:.3g}) at |x| = {r:g} "
+        f"and {reach} at |x| = {2 * r:g}): E[phi(u)^2] is infinite for Gaussian u of large enough variance, so "
+        "its NNGP and NTK do not exist. Use an activation that grows at most exponentially, e.g. 'exp(x)' or 'x**3'."
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def from_expression(text: str) -> Activation:
     """Build an activation from a sympy-parsable expression in ``x``.
@@ -258,9 +326,25 @@ def from_expression(text: str) -> Activation:
     Raises
     ------
     ValueError
-        If the text does not parse, has symbols other than ``x``, calls unknown functions, uses a
-        function numba cannot compile, or is not real and finite on [-20, 20].
+        If the text is a name that is not in the registry (with a suggestion for a near miss such
+        as ``"Tanh"``), does not parse, has symbols other than ``x``, calls unknown functions, uses
+        a function numba cannot compile, is not real and finite on [-20, 20], or grows like
+        exp(c x^2) or faster (its Gaussian expectations would be infinite).
+
+    Examples
+    --------
+    >>> from_expression("x*tanh(x)").name
+    'x*tanh(x)'
+    >>> from_expression("Tanh")
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown activation 'Tanh' (did you mean 'tanh'? names are lower case); the registry has ...
     """
+    if _BARE_NAME.match(text) and text != "x":
+        named = getattr(sympy, text, None)
+        if isinstance(named, sympy.FunctionClass) or text in ("relu", "sigmoid", "softplus", "step"):
+            raise ValueError(f"activation {text!r} is a function name; apply it to x: '{text}(x)'.")
+        raise _unknown_name(text)
     try:
         expr = sympy.parse_expr(text, local_dict=dict(_EXPRESSION_NAMES), evaluate=True)
     except (sympy.SympifyError, SyntaxError, TypeError, ValueError, AttributeError) as err:
@@ -271,8 +355,11 @@ def from_expression(text: str) -> Activation:
         raise ValueError(f"activation {text!r} must be an expression in x, got {type(expr).__name__}.")
     unknown = sorted(str(f.func) for f in expr.atoms(AppliedUndef))
     if unknown:
+        guesses = [g for g in (_suggestion(u) or (u.lower() if hasattr(sympy, u.lower()) else None)
+                               for u in unknown) if g]
+        hint = f" (did you mean {', '.join(repr(g + '(x)') for g in guesses)}?)" if guesses else ""
         raise ValueError(
-            f"activation {text!r} calls unknown function(s) {', '.join(unknown)}; use sympy functions "
+            f"activation {text!r} calls unknown function(s) {', '.join(unknown)}{hint}; use sympy functions "
             f"(tanh, exp, log, erf, Max, Abs, ...) or the registry names {', '.join(registry_names())}."
         )
     others = sorted(str(s) for s in expr.free_symbols - {x})
@@ -286,6 +373,13 @@ def from_expression(text: str) -> Activation:
         values = [act.phi(grid), act.dphi(grid), act.d2phi(grid)]
     except Exception as err:  # numba typing errors have many classes; all mean "cannot compile"
         raise ValueError(f"activation {text!r} cannot be compiled with numba: {str(err).splitlines()[0]}") from err
+    for label, vals in zip(("phi", "phi'", "phi''"), values):
+        if np.isnan(vals).any():
+            raise ValueError(
+                f"activation {text!r}: {label} is not real at x = {float(grid[np.isnan(vals)][0])!r}; "
+                "activations must be real-valued on the whole real line."
+            )
+    _check_growth(text, grid, values[0])
     for label, vals in zip(("phi", "phi'", "phi''"), values):
         bad = ~np.isfinite(vals)
         if bad.any():

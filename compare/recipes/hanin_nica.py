@@ -5,7 +5,7 @@ parameterisation), E[Theta(x,x)^2] / E[Theta(x,x)]^2 ~ exp(5 beta) with beta = s
 constants and corrections in 1/n. We measure the ratio over seeds on a grid of widths and
 beta = depth / width, fit its exponential rate with a confidence interval, and compare it with
 the paper's asymptotic 5 and with the effective exponent that Monte Carlo gives at small widths
-(about 3.1-3.7, THEORY.md).
+(about 3.1-3.7 by Monte Carlo).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ networks leave the NTK regime -- the NTK at initialisation is random (E[K^2]/E[K
 and changes a lot in training -- while with vanishing gradients (ordered side) the NTK stays
 deterministic but deep networks become untrainable.
 
-As in their code (THEORY.md): standard parameterisation (W ~ N(0, sigma_w^2 / fan_in), trainable
+As in their code: standard parameterisation (W ~ N(0, sigma_w^2 / fan_in), trainable
 biases initialised at zero), unit-norm inputs, a grid of sigma_w^2 crossing the order/chaos
 boundary (ReLU: sigma_w^2 = 2; logistic sigmoid: about 103, so the whole grid is ordered), several
 depths and widths. Inputs are sklearn digits scaled to unit norm.

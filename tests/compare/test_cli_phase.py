@@ -47,3 +47,69 @@ def test_phase_errors_are_reported(tmp_path, capsys, argv, message):
 def test_phase_rejects_non_netcdf_output(tmp_path, capsys):
     rc = main(["phase", "--sigma-w2", "1", "2", "3", "--sigma-b2", "0", "0.1", "2", "--out", str(tmp_path / "p.csv")])
     assert rc == 2 and "--out must end in .nc" in capsys.readouterr().err
+
+
+def _relu_tanh_sweep_points():
+    inits = ["ordered", "critical", "chaotic"]
+    crit = np.array([ntktheory.critical_sigma_w2(a, 0.05) for a in ("tanh", "relu")])
+    return xr.Dataset(coords={
+        "activation": ["tanh", "relu"], "init": inits,
+        "sigma_w2": (("activation", "init"), crit[:, None] * np.array([0.5, 1.0, 2.0])),
+        "sigma_b2": (("activation", "init"), np.full((2, 3), 0.05)),
+    })
+
+
+def test_run_phase_figure_hatches_where_q_star_is_infinite(tmp_path, monkeypatch):
+    """``ntkgap run``'s figure is ``ntkgap phase``'s, with the hatching where the length map explodes
+    (ReLU beyond sigma_w^2 = 2: the chaotic star at sigma_w^2 = 4 sits in it)."""
+    from matplotlib.figure import Figure
+
+    from compare import _plot_phase, _report
+
+    drawn = []
+    original = _plot_phase.draw_phase_diagram
+
+    def spy(ph, ax, **kw):
+        handles = original(ph, ax, **kw)
+        drawn.append((ph.attrs["activation"], [h.get_label() for h in handles], ax))
+        return handles
+
+    monkeypatch.setattr(_plot_phase, "draw_phase_diagram", spy)
+    _report.plot_phase_points(_relu_tanh_sweep_points(), tmp_path / "phase.png")
+    assert [a for a, _, _ in drawn] == ["tanh", "relu"]
+    relu_labels, relu_ax = drawn[1][1], drawn[1][2]
+    assert any("q^*=\\infty" in label for label in relu_labels)
+    legend = [t.get_text() for t in relu_ax.get_legend().get_texts()]
+    assert any("length diverges" in t for t in legend) and "sweep: chaotic" in legend
+    assert not any("length diverges" in label for label in drawn[0][1])  # tanh: q* finite everywhere
+    ph = ntktheory.phase_diagram("relu", sigma_w2=np.linspace(0.5, 4, 30), sigma_b2=np.linspace(0, 0.3, 10))
+    ax = Figure().add_subplot()
+    _plot_phase.draw_phase_diagram(ph, ax)
+    hatched = [c for c in ax.collections if any(getattr(c, "hatches", None) or [])]
+    assert hatched, "no hatched region drawn"
+
+
+@pytest.mark.parametrize("activation", ["tanh", "erf", "relu"])
+def test_xi_c_labels_stay_clear_of_the_critical_line_the_frame_and_each_other(activation):
+    from matplotlib.figure import Figure
+
+    from compare._plot_phase import _LABEL_CLEARANCE, draw_phase_diagram
+
+    w, b = np.linspace(0.5, 4, 120), np.linspace(0, 0.3, 100)
+    ph = ntktheory.phase_diagram(activation, sigma_w2=w, sigma_b2=b)
+    ax = Figure().add_subplot()
+    draw_phase_diagram(ph, ax)
+    labels = [(t.get_position(), t.get_text()) for t in ax.texts if "xi_c" in t.get_text()]
+    assert len(labels) >= 4
+    line_gap, frame_gap, label_gap = _LABEL_CLEARANCE
+    crit = ph.critical_sigma_w2.values
+    ok = np.isfinite(crit)
+    uv = []
+    for (x, y), _ in labels:
+        u, v = (x - w[0]) / (w[-1] - w[0]), (y - b[0]) / (b[-1] - b[0])
+        assert frame_gap * 0.9 < u < 1 - frame_gap * 0.9 and frame_gap * 0.9 < v < 1 - frame_gap * 0.9
+        assert abs(x - np.interp(y, b[ok], crit[ok])) / (w[-1] - w[0]) > line_gap * 0.9
+        uv.append((u, v))
+    uv = np.array(uv)
+    dist = np.hypot(*(uv[:, None, :] - uv[None, :, :]).transpose(2, 0, 1))
+    assert dist[np.triu_indices(len(uv), 1)].min() > label_gap * 0.9

@@ -69,7 +69,8 @@ def test_grid_expands_to_named_points(tmp_path):
             r"key `points\['a'\].sigma_w2`: got 'supercritical'; allowed: a number > 0, 'critical'",
         ),
         ('sigma_b2 = 0.05', 'sigma_b2 = -1', r"key `points\['a'\].sigma_b2`: got -1"),
-        ('name = "t"', 'name = "t"\nwidht = [3]', r"unknown key\(s\) \['widht'\]; allowed top-level keys"),
+        ('name = "t"', 'name = "t"\nwidht = [3]',
+         r"unknown key\(s\) \['widht'\] \(did you mean 'widths'\?\); allowed top-level keys"),
         ('n_test = 4', 'n_test = 4\nbatch = 3', r"key `data`: unknown key\(s\) \['batch'\]; allowed: \["),
         (
             'name = "t"',
@@ -115,8 +116,4 @@ def test_bundled_example_sweep_loads_and_resolves_critical_points():
     assert resolved[("erf", "ordered")][0] == 0.5 * crit and resolved[("erf", "chaotic")][0] == 2 * crit
     assert cfg.n_configurations == 2 * 3 * 5 * 2 * 4
 
-
-def test_standard_parameterisation_is_refused_before_any_work() -> None:
-    with pytest.raises(NotImplementedError, match=r"key `parameterization`: 'standard' is not supported by sweeps"):
-        SweepConfig(parameterization="standard")
 

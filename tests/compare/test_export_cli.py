@@ -115,6 +115,6 @@ def test_cli_errors_before_any_work(tmp_path, capsys):
     assert "sweep config key `widths`" in capsys.readouterr().err
     assert not (tmp_path / "o" / "sweep.zarr").exists()
     assert main(["export", str(tmp_path / "nowhere.zarr"), "--to", str(tmp_path / "x.nc")]) == 2
-    assert "is not a Zarr store written by `ntkgap run`" in capsys.readouterr().err
+    assert "is neither a sweep store written by `ntkgap run` nor a run folder holding one" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nowhere.zarr"), "--to", str(tmp_path / "x.csv")]) == 2
     assert "--to must name a .nc file" in capsys.readouterr().err

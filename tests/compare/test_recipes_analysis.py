@@ -16,7 +16,6 @@ from compare.recipes import (
     lee_wide_linear,
     liu_zhu_belkin,
     seleznova_kutyniok,
-    wenger_dangel_kristiadi,
 )
 from compare.recipes._analysis import (
     first_width_within,
@@ -392,34 +391,3 @@ def test_predicted_output_variance_is_the_prior_at_step_zero() -> None:
                               width=50)["nngp"].values
         np.testing.assert_allclose(pred[i], np.diag(k), rtol=1e-10)
         np.testing.assert_allclose(prior[i], np.diag(k), rtol=1e-10)
-
-
-def test_wenger_dangel_kristiadi_analysis_finds_the_width_where_predictions_hold(tmp_path) -> None:
-    rng = np.random.default_rng(10)
-    widths, seeds, n_test = [32, 64, 128, 256, 512, 1024], 400, 4
-    w = np.array(widths, dtype=float)[None, :, None]
-    loss_ntk = np.full((1, 6, seeds, 2), 0.2)
-    loss_net = loss_ntk * (1 + (3.0 / np.sqrt(w))[..., None])  # rel. error 3/sqrt(w): <= 0.1 from w = 1024
-    gp_var = np.full((1, n_test), 0.5)
-    f_test = math.sqrt(0.5) * rng.standard_normal((1, 6, seeds, n_test)) * np.sqrt(1 + 20 / w)[..., None]
-    base = np.ones((1, 6, seeds))
-    ds = xr.Dataset(
-        {"loss_net": (("depth", "width", "seed", "step"), loss_net),
-         "loss_ntk": (("depth", "width", "seed", "step"), loss_ntk),
-         "f_test": (("depth", "width", "seed", "test"), f_test),
-         "ntk_gp_variance": (("depth", "test"), gp_var),
-         "diverged": (("depth", "width", "seed"), np.zeros((1, 6, seeds), dtype=bool)),
-         "task1_loss_init": (("depth", "width", "seed"), base),
-         "task1_loss_after_task1": (("depth", "width", "seed"), 0.1 * base),
-         "task1_loss_after_task2": (("depth", "width", "seed"), 0.1 * base + 0.3 * (1 + 1 / np.sqrt(w))),
-         "task1_loss_after_task1_ntk": (("depth", "width", "seed"), 0.1 * base),
-         "task1_loss_after_task2_ntk": (("depth", "width", "seed"), 0.4 * base)},
-        coords={"depth": [2], "width": widths, "seed": np.arange(seeds), "step": [0, 100]},
-    )
-    claims, figures = wenger_dangel_kristiadi.analyse(ds, tmp_path)
-    a, b, c, no_forgetting = claims
-    assert a.held is True and "from width 1024 on" in a.note and a.value == pytest.approx(3.0 / 32, rel=1e-12)
-    assert b.held is True  # ensemble variance 0.5 (1 + 20/1024) within 10% at the largest width
-    assert c.held is True and "from width 128 on" in c.note  # relative error 1/sqrt(w): 0.088 at 128
-    assert no_forgetting.held is False and no_forgetting.value == pytest.approx(0.3 * (1 + 1 / 32), rel=1e-12)
-    assert figures[0].exists()

@@ -119,6 +119,17 @@ def test_inputs_converted_from_numpy():
     assert torch.allclose(empirical.ntk(net, x), empirical.ntk(net, torch.as_tensor(x)))
 
 
+class _Foreign(nn.Module):
+    """A model empirical did not build: ntk falls back to Jacobians, nngp cannot know its variances."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 1).double()
+
+    def forward(self, x):
+        return self.lin(x)
+
+
 @pytest.mark.parametrize(
     "call,exc,match",
     [
@@ -139,10 +150,20 @@ def test_inputs_converted_from_numpy():
         (lambda net, x: empirical.nngp(nn.Sequential(nn.Linear(4, 1)).double(), x), ValueError,
          r"nngp needs the initial weight and bias variances"),
         (lambda net, x: empirical.nngp(nn.Sequential(nn.Conv1d(1, 1, 1)), x), NotImplementedError,
-         r"nngp: .*found Conv1d"),
+         r"^nngp needs a network from empirical.build.*found Conv1d at its position\.$"),
+        (lambda net, x: empirical.nngp(_Foreign(), x), NotImplementedError,
+         r"^nngp needs a network from empirical.build \(or empirical.MLP\) .*; got _Foreign\.$"),
+        (lambda net, x: empirical.ntk(net, x.numpy() * 1j), TypeError,
+         r"`x1` must be an array of real numbers; got dtype complex128"),
+        (lambda net, x: empirical.ntk(net, x, x.to(torch.complex128)), TypeError,
+         r"`x2` must be real; got a tensor of dtype torch.complex128"),
+        (lambda net, x: empirical.nngp(net, x.numpy().astype(object)), TypeError,
+         r"`x1` must be an array of real numbers; got dtype object"),
+        (lambda net, x: empirical.ntk(net, x > 0), TypeError, r"`x1` must be real; got a tensor of dtype torch.bool"),
     ],
 )
 def test_ntk_errors(call, exc, match):
+    """Every message names the argument and what is allowed; none points to an option the function lacks."""
     net = make()
     x = torch.randn(3, 4, dtype=torch.float64)
     with pytest.raises(exc, match=match):

@@ -149,7 +149,13 @@ def test_dataset_attrs_and_snapshots():
         (dict(lr=0.1, snapshot_steps=[0, 99]), ValueError, r"`snapshot_steps` must lie in 0..steps=5; got 99"),
         (dict(lr=0.1, y_train=torch.zeros(16, 2)), ValueError, r"`y_train` must have shape \(16, 1\)"),
         (dict(lr=0.1, loss="cross_entropy"), ValueError, r"`y_train` for loss='cross_entropy' must be integer"),
-        (dict(lr=0.1, steps=-1), ValueError, r"`steps` must be an integer >= 0, got -1"),
+        (dict(lr=0.1, steps=-1), ValueError, r"`steps` must be an integer >= 1 \(the number of updates\); got -1"),
+        (dict(lr=0.1, steps=0), ValueError, r"`steps` must be an integer >= 1 .*call empirical.ntk / empirical.nngp"),
+        (dict(lr=0.1, steps=2.0), TypeError, r"`steps` must be an integer, got 2.0"),
+        (dict(lr=0.1, x_train=np.ones((16, 3)) * 1j), TypeError, r"`x_train` must be an array of real numbers; got "
+         r"dtype complex128"),
+        (dict(lr=0.1, x_test=torch.ones(4, 3, dtype=torch.complex128)), TypeError,
+         r"`x_test` must be real; got a tensor of dtype torch.complex128"),
     ],
 )
 def test_train_errors(kwargs, exc, match):
@@ -157,5 +163,6 @@ def test_train_errors(kwargs, exc, match):
     net = empirical.MLP(3, 8, 1, "tanh", device="cpu")
     args = dict(steps=5) | kwargs
     y_train = args.pop("y_train", y)
+    x_train = args.pop("x_train", x)
     with pytest.raises(exc, match=match):
-        empirical.train(net, x, y_train, **args)
+        empirical.train(net, x_train, y_train, **args)

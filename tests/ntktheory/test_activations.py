@@ -85,3 +85,55 @@ def test_arccos_fast_path_matches_generic_closed_forms():
                 assert "closed_form_fused" in fast.attrs["quadrature"]
                 for var in ("nngp", "ntk"):
                     np.testing.assert_allclose(fast[var].values, slow[var].values, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ("foo", r"^unknown activation 'foo'; the registry has relu, leaky_relu, abs, erf, tanh, .*'x\*tanh\(x\)'"),
+        ("Tanh", r"^unknown activation 'Tanh' \(did you mean 'tanh'\? names are lower case\); the registry has relu"),
+        ("ReLU", r"^unknown activation 'ReLU' \(did you mean 'relu'\? names are lower case\)"),
+        ("leaky-relu", r"^unknown activation 'leaky-relu' \(did you mean 'leaky_relu'\?\)"),
+        ("tahn", r"^unknown activation 'tahn' \(did you mean 'tanh'\?\)"),
+        ("cos", r"^activation 'cos' is a function name; apply it to x: 'cos\(x\)'"),
+        ("Tanh(x)", r"calls unknown function\(s\) Tanh \(did you mean 'tanh\(x\)'\?\)"),
+        ("exp(x**2)", r"^activation 'exp\(x\*\*2\)' grows like exp\(c x\^2\) .* its NNGP and NTK do not exist"),
+        ("exp(x**3)", r"^activation 'exp\(x\*\*3\)' grows like exp\(c x\^2\) or faster .*overflows float64"),
+        ("exp(exp(x))", r"grows like exp\(c x\^2\) or faster"),
+        ("sqrt(x)", r"^activation 'sqrt\(x\)': phi is not real at x = -20.0"),
+        ("1/x", r"^activation '1/x': phi is not real and finite at x = 0.0"),
+    ],
+)
+def test_unknown_or_unusable_activations_say_why(spec, match):
+    with pytest.raises(ValueError, match=match):
+        get_activation(spec)
+
+
+@pytest.mark.parametrize("spec", ["exp(x)", "cosh(x)**3", "x**5", "exp(x**2/100)", "x", "0.5*relu(x) + sin(x)"])
+def test_fast_but_subgaussian_growth_is_accepted(spec):
+    """Growth at most exponential (or like exp(c x^2) with c small) has finite expectations: accepted."""
+    assert get_activation(spec).name == spec
+
+
+def test_kernels_of_a_superexponential_activation_name_the_expression():
+    x = np.array([[1.0, 0.5], [0.2, -1.0]])
+    with pytest.raises(ValueError, match=r"^activation 'exp\(x\*\*2\)' grows like exp\(c x\^2\)"):
+        ntktheory.kernels(x, activation="exp(x**2)", depth=2)
+    with pytest.raises(ValueError, match=r"^unknown activation 'Tanh' \(did you mean 'tanh'"):
+        ntktheory.kernels(x, activation="Tanh", depth=2)
+
+
+@pytest.mark.parametrize(
+    "spec", ["relu", "tanh", "erf", "gelu", "softplus", "swish", "sigmoid", "sin", "identity", "step",
+             "x*tanh(x)", "sin(x)*exp(-x**2/8)", "x*erf(x)", "Abs(x)", "2"]
+)
+def test_fused_phi_and_dphi_equal_the_separate_functions(spec):
+    """phi_and_dphi (numpy's vectorised functions where the expression prints to numpy, the fused
+    numba loop otherwise: softplus's stable code) equals phi and phi' to a few ulp, and keeps the
+    shape of its input even for constant derivatives."""
+    act = get_activation(spec)
+    x = np.linspace(-30.0, 30.0, 20001).reshape(1, -1, 1)
+    phi, dphi = act.phi_and_dphi(x)
+    assert phi.shape == x.shape and dphi.shape == x.shape
+    np.testing.assert_allclose(phi, act.phi(x), rtol=8e-15, atol=8e-15)
+    np.testing.assert_allclose(dphi, act.dphi(x), rtol=8e-15, atol=8e-15)

@@ -230,3 +230,28 @@ X = np.ones((3, 2))
 def test_errors(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         ntktheory.kernels(*args, **kwargs)
+
+
+def test_one_thread_and_all_threads_give_the_same_kernel():
+    """Small kernels run on one thread (ntktheory._threads); the parallel loops give the same
+    numbers up to the order of floating-point sums. Run in a fresh process with two numba threads
+    (the test workers have one)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, numba, ntktheory\n"
+        "from ntktheory import _threads\n"
+        "assert numba.get_num_threads() == 2\n"
+        "x = np.random.default_rng(3).standard_normal((40, 6))\n"
+        "kw = dict(activation='tanh', depth=3, sigma_w=1.4, sigma_b=0.2)\n"
+        "serial = ntktheory.kernels(x, **kw)\n"
+        "_threads.SERIAL_BELOW = 0\n"
+        "parallel = ntktheory.kernels(x, **kw)\n"
+        "for name in ('nngp', 'ntk'):\n"
+        "    np.testing.assert_allclose(parallel[name], serial[name], rtol=1e-13, atol=0)\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -247,3 +247,51 @@ def test_other_argument_errors():
         ntktheory.meanfield_trajectory([1.0], [1.0], activation="relu", depth=0, sigma_w2=1.0)
     with pytest.raises(ValueError, match=r"`sigma_w2` must be > 0"):
         ntktheory.meanfield_trajectory([1.0], [1.0], activation="relu", depth=1, sigma_w2=0.0)
+
+
+def test_series_and_table_correlation_paths_agree_near_the_critical_line():
+    """The correlation fixed point from direct Hermite coefficients (few chaotic points) and from
+    the tabulated coefficients (phase diagrams) is one solve (_meanfield_kernels._fixed_point)
+    with the rest of the series treated one way, so both paths agree to 1e-13 even just above
+    the critical line, where c* -> 1 and the series converges slowly."""
+    from ntktheory import _meanfield
+
+    act = get_activation("tanh")
+    sb2 = np.full(8, 0.05)
+    critical = float(ntktheory.critical_sigma_w2("tanh", 0.05))
+    sw2 = critical * (1.0 + np.array([2e-3, 5e-3, 1e-2, 3e-2, 0.1, 0.3, 0.6, 1.0]))
+    q, chi_1, _, diverged = _meanfield._length_fixed_points(act, sw2, sb2)
+    assert not diverged.any() and np.all(chi_1 > 1.0)
+    g = (q - sb2) / sw2
+    c_series, chi_series = _meanfield._correlation_series(act, sw2, q, g)
+    c_table, chi_table = _meanfield._correlation_table(act, sw2, q, g)
+    assert np.all(c_series < 1.0) and c_series[0] > 0.99  # c* from 0.995 down to ~0.2
+    np.testing.assert_allclose(c_table, c_series, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(chi_table, chi_series, rtol=0, atol=1e-13)
+
+
+def test_both_correlation_solvers_treat_an_unconverged_series_alike():
+    """With a truncated series (32 degrees, c* close to 1, so the rest beyond the last degree
+    matters) the direct and the tabulated solvers give the same c*, chi_c and bound: the rest
+    enters S and chi_c the same way in both (formerly the tabulated path dropped it from chi_c)."""
+    from ntktheory import _meanfield, _meanfield_kernels
+
+    act = get_activation("tanh")
+    sb2 = np.array([0.05])
+    sw2 = np.array(float(ntktheory.critical_sigma_w2("tanh", 0.05)) * 1.01).reshape(1)
+    q, _, _, _ = _meanfield._length_fixed_points(act, sw2, sb2)
+    g = (q - sb2) / sw2
+    a2 = _meanfield._squared_coefficients(act, q, 32)
+    r0 = np.maximum(g - a2.sum(axis=1), 0.0)
+    assert r0[0] > 1e-10  # the series is far from converged at degree 32
+    direct = [np.empty(1) for _ in range(3)]
+    _meanfield_kernels.solve_correlation(a2, r0, sw2, q, *direct)
+    # a table whose rows all hold the same coefficients interpolates them exactly (weights sum to 1)
+    table = np.repeat(np.sqrt(a2), 64, axis=0)
+    tabulated = [np.empty(1) for _ in range(3)]
+    _meanfield_kernels.solve_correlation_table(table, math.log1p(float(q[0])) / 32.0, sw2, q, g, *tabulated)
+    assert 0.9 < direct[0][0] < 1.0 and direct[2][0] > 1e-12
+    np.testing.assert_allclose(tabulated[0], direct[0], rtol=1e-13, atol=0)  # c*
+    np.testing.assert_allclose(tabulated[1], direct[1], rtol=1e-13, atol=0)  # chi_c
+    # the bound ~ c*^33 / (1 - c*) amplifies the interpolation's rounding in c* ~10^7-fold
+    np.testing.assert_allclose(tabulated[2], direct[2], rtol=1e-6, atol=0)
