@@ -17,7 +17,13 @@ the functions here cover what the recipes need beyond it:
   tolerance;
 * :func:`variance_ratio` -- measured variance over seeds / predicted variance, with a bootstrap
   interval over seeds, and :func:`judge_ratio_within` -- whether such an interval lies within a
-  factor of 1.
+  factor of 1;
+* :func:`bootstrap_interval` -- any statistic of independent samples (seeds, test points) with a
+  percentile bootstrap interval, for claims that compare a median or a mean with a threshold;
+* :func:`fit_power_approach` -- the approach of a ratio to 1, ratio - 1 ~ C width^slope, with an
+  interval for the slope;
+* :func:`kernel_part_dispersion` -- the seed-to-seed fluctuation of a kernel's diagonal and of its
+  input-dependent (doubly centred) part.
 """
 
 from __future__ import annotations
@@ -32,10 +38,13 @@ from .._metrics import kernel_regression_prediction
 
 __all__ = [
     "ExponentialFit",
+    "bootstrap_interval",
     "first_width_within",
     "fit_exponential_rate",
+    "fit_power_approach",
     "judge_ratio_within",
     "kernel_gd",
+    "kernel_part_dispersion",
     "ntk_gp_variance",
     "predicted_train_loss",
     "second_moment_ratio",
@@ -414,3 +423,145 @@ def judge_ratio_within(lower: float, upper: float, factor: float) -> bool | None
     if upper < 1.0 / factor or lower > factor:
         return False
     return None
+
+
+def bootstrap_interval(
+    samples: np.ndarray | Sequence[np.ndarray],
+    statistic,
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    r"""``statistic(samples)`` with a percentile bootstrap interval, resampling axis 0 (the independent units).
+
+    Parameters
+    ----------
+    samples
+        An array whose axis 0 indexes independent units (seeds, test points), or a sequence of
+        such arrays sharing axis 0's length; they are resampled with the same indices (paired:
+        the units of a seed or test point stay together), and ``statistic`` receives them all.
+    statistic
+        Function of the resampled array(s) returning a float (NaN allowed: such resamples are
+        dropped).
+    n_boot, confidence, seed
+        Resamples, level of the two-sided interval, seed of the bootstrap.
+
+    Returns
+    -------
+    tuple
+        (value, lower, upper); NaN bounds with fewer than 2 units or fewer than 10 finite resamples.
+
+    Examples
+    --------
+    >>> x = np.arange(10.0)
+    >>> value, lo, hi = bootstrap_interval(x, np.median, n_boot=200)
+    >>> value, bool(lo <= 4.5 <= hi)
+    (4.5, True)
+    >>> a, b = np.ones(5), np.full(5, 3.0)   # paired arrays: a statistic of both
+    >>> bootstrap_interval((a, b), lambda u, v: float(np.mean(v) / np.mean(u)), n_boot=20)
+    (3.0, 3.0, 3.0)
+    """
+    paired = isinstance(samples, (tuple, list))
+    arrays = [np.asarray(a) for a in samples] if paired else [np.asarray(samples)]
+    n = arrays[0].shape[0] if arrays[0].ndim else 0
+    if any(a.ndim == 0 or a.shape[0] != n for a in arrays):
+        raise ValueError(f"`samples` must share the length of axis 0; got shapes {[a.shape for a in arrays]!r}.")
+
+    def stat(idx: np.ndarray | None) -> float:
+        picked = arrays if idx is None else [a[idx] for a in arrays]
+        with np.errstate(all="ignore"):
+            return float(statistic(*picked) if paired else statistic(picked[0]))
+
+    value = stat(None)
+    if n < 2:
+        return value, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    boots = np.array([stat(rng.integers(0, n, size=n)) for _ in range(n_boot)])
+    boots = boots[np.isfinite(boots)]
+    if boots.size < 10:
+        return value, math.nan, math.nan
+    lo, hi = np.quantile(boots, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return value, float(lo), float(hi)
+
+
+def fit_power_approach(
+    widths: Sequence[float] | np.ndarray,
+    ratio: Sequence[float] | np.ndarray,
+    se_log_excess: Sequence[float] | np.ndarray | None = None,
+    *,
+    confidence: float = 0.95,
+) -> ExponentialFit:
+    r"""Fit ratio = 1 + C width^slope (the approach of a ratio to 1) on log(ratio - 1) vs log(width).
+
+    :func:`fit_exponential_rate` with x = log(width), y = ratio - 1: ``rate`` is the power-law
+    slope (negative when the ratio approaches 1), with its t-interval; widths whose ratio is
+    <= 1 (no excess to fit) are dropped.
+
+    Parameters
+    ----------
+    widths, ratio
+        Widths and the ratio measured at each (e.g. measured / predicted variance).
+    se_log_excess
+        Standard errors of log(ratio - 1), or None for an unweighted fit.
+
+    Examples
+    --------
+    >>> w = np.array([100.0, 200, 400, 800])
+    >>> fit = fit_power_approach(w, 1 + 20 * (w / 100) ** -0.8)
+    >>> round(fit.rate, 10), round(float(np.exp(fit.intercept) * 100 ** fit.rate), 8)
+    (-0.8, 20.0)
+    """
+    w = np.asarray(widths, dtype=np.float64)
+    excess = np.asarray(ratio, dtype=np.float64) - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        excess = np.where(excess > 0, excess, np.nan)
+        return fit_exponential_rate(np.log(w), excess, se_log_excess, confidence=confidence)
+
+
+def _centre(k: np.ndarray) -> np.ndarray:
+    """H K H with H = I - 1 1^T / N, on the last two axes: K without its constant (input-independent) part."""
+    return k - k.mean(axis=-1, keepdims=True) - k.mean(axis=-2, keepdims=True) + k.mean(axis=(-2, -1), keepdims=True)
+
+
+def kernel_part_dispersion(
+    samples: np.ndarray, *, n_boot: int = 400, seed: int = 0
+) -> dict[str, tuple[float, float, float]]:
+    r"""How much a kernel fluctuates over seeds: its diagonal, and its input-dependent part.
+
+    For kernels K_s (seed s) on the same N inputs:
+
+    * ``diagonal``: the relative standard deviation sqrt(E[K(x,x)^2] / E[K(x,x)]^2 - 1), averaged over
+      the inputs (the quantity behind :func:`second_moment_ratio`);
+    * ``centred``: the relative fluctuation of the doubly centred kernel C_s = H K_s H
+      (H = I - 1 1^T / N), sqrt(mean_s ||C_s - mean C||_F^2 / ||mean C||_F^2): the part of the
+      kernel that depends on the inputs, without the constant mode that dominates a
+      standard-parameterisation NTK. A small diagonal dispersion can hide a large one here.
+
+    Each with a 95% bootstrap interval over seeds: a dict of (value, lower, upper).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> base = np.array([[2.0, 1.0], [1.0, 2.0]]) + 10.0      # a large constant part
+    >>> noise = rng.standard_normal((4000, 1, 1)) * np.array([[1.0, -1.0], [-1.0, 1.0]]) * 0.1
+    >>> d = kernel_part_dispersion(base + noise)             # centred part of base: [[.5, -.5], [-.5, .5]]
+    >>> round(d["centred"][0], 1), d["diagonal"][0] < 0.02   # 0.1 * 2 / (0.5 * 2) = 0.2, diagonal ~ 0.1 / 12
+    (0.2, True)
+    """
+    k = np.asarray(samples, dtype=np.float64)
+    if k.ndim != 3 or k.shape[1] != k.shape[2] or k.shape[0] < 2:
+        raise ValueError(f"`samples` must have shape (seeds >= 2, N, N); got {k.shape!r}.")
+    k = k[np.all(np.isfinite(k), axis=(1, 2))]
+    diag = np.diagonal(k, axis1=1, axis2=2)
+    cent = _centre(k)
+
+    def diagonal(d: np.ndarray) -> float:
+        return float(np.mean(np.sqrt(np.maximum(np.mean(d**2, 0) / np.mean(d, 0) ** 2 - 1.0, 0.0))))
+
+    def centred(c: np.ndarray) -> float:
+        mean = c.mean(0)
+        return float(math.sqrt(np.mean(np.sum((c - mean) ** 2, axis=(1, 2))) / np.sum(mean**2)))
+
+    return {"diagonal": bootstrap_interval(diag, diagonal, n_boot=n_boot, seed=seed),
+            "centred": bootstrap_interval(cent, centred, n_boot=n_boot, seed=seed + 1)}

@@ -7,7 +7,9 @@ figures. Keeping the analysis a function of the Dataset alone means a report can
 from a stored ``.nc`` file, and the analysis can be tested on synthetic Datasets.
 
 Independent configurations of an experiment run through :func:`map_tasks`: in this process by
-default, or as tasks on a ``dask.distributed`` scheduler when an address is given.
+default, or as tasks on a ``dask.distributed`` scheduler when an address is given. With a
+``label`` it shows which part of the experiment runs and how many of its tasks are left (a
+progress bar on stderr, as ``ntkgap run`` shows).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from .._schema import provenance_attrs
-from ._report import Claim, write_report
+from ._report import PAPER_VERDICTS, Claim, write_report
 
 __all__ = [
     "SCALES", "Recipe", "RecipeResult", "get_recipe", "list_recipes", "map_tasks", "register", "report_recipe",
@@ -37,7 +40,8 @@ SCALES: tuple[str, ...] = ("tiny", "small", "paper")
 _REGISTRY: dict[str, Recipe] = {}
 
 #: The order ``ntkgap recipe list`` shows (that of the tracker issue); later registrations follow.
-_ORDER = ("seleznova-kutyniok", "hanin-nica", "lee-wide-linear", "liu-zhu-belkin", "wenger-dangel-kristiadi")
+_ORDER = ("seleznova-kutyniok", "hanin-nica", "lee-wide-linear", "liu-zhu-belkin", "wenger-dangel-kristiadi",
+          "xiao-pennington-schoenholz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +103,7 @@ def register(recipe: Recipe) -> Recipe:
 
 
 def list_recipes() -> list[Recipe]:
-    """The available recipes (the five seed papers first, then any registered later)."""
+    """The available recipes (in the tracker's order, then any registered later)."""
     _load_all()
     rank = {name: i for i, name in enumerate(_ORDER)}
     return sorted(_REGISTRY.values(), key=lambda r: rank.get(r.name, len(rank)))
@@ -120,10 +124,18 @@ def get_recipe(name: str) -> Recipe:
 
 
 def _load_all() -> None:
-    from . import hanin_nica, lee_wide_linear, liu_zhu_belkin, seleznova_kutyniok, wenger_dangel_kristiadi  # noqa: F401
+    from . import (  # noqa: F401
+        hanin_nica,
+        lee_wide_linear,
+        liu_zhu_belkin,
+        seleznova_kutyniok,
+        wenger_dangel_kristiadi,
+        xiao_pennington_schoenholz,
+    )
 
 
-def map_tasks(func: Callable[[Any], Any], tasks: Iterable[Any], scheduler: str | None = None) -> list[Any]:
+def map_tasks(func: Callable[[Any], Any], tasks: Iterable[Any], scheduler: str | None = None, *,
+              label: str | None = None, progress: bool = True) -> list[Any]:
     """``[func(t) for t in tasks]``, here or as tasks on a ``dask.distributed`` scheduler.
 
     Parameters
@@ -135,14 +147,39 @@ def map_tasks(func: Callable[[Any], Any], tasks: Iterable[Any], scheduler: str |
     scheduler
         None: run in this process, one after the other. An address (``"tcp://host:8786"``): submit
         every task to that scheduler and gather the results in order.
+    label
+        The part of the experiment these tasks are (e.g. ``"NTK at init"``), shown before the
+        progress bar; default: the function's module and name.
+    progress
+        Show a progress bar on stderr (tasks done / total, time left), as ``ntkgap run`` does.
     """
     tasks = list(tasks)
-    if scheduler is None:
-        return [func(t) for t in tasks]
-    from dask.distributed import Client
+    if label is None:
+        label = f"{getattr(func, '__module__', '') or ''}.{getattr(func, '__name__', 'task')}".split("recipes.")[-1]
+    bar = _progress_bar(label if progress else None, len(tasks))
+    try:
+        if scheduler is None:
+            out = []
+            for t in tasks:
+                out.append(func(t))
+                bar.update(1)
+            return out
+        from dask.distributed import Client, as_completed
 
-    with Client(scheduler) as client:
-        return client.gather(client.map(func, tasks, pure=False))
+        with Client(scheduler) as client:
+            futures = client.map(func, tasks, pure=False)
+            for _ in as_completed(futures):
+                bar.update(1)
+            return client.gather(futures)
+    finally:
+        bar.close()
+
+
+def _progress_bar(label: str | None, total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit="task", disable=label is None or total == 0, file=sys.stderr,
+                dynamic_ncols=True, leave=True)
 
 
 def _finalise(ds: xr.Dataset, recipe: Recipe, scale: str, config: Mapping[str, Any]) -> xr.Dataset:
@@ -208,10 +245,12 @@ def _run(recipe: Recipe, scale: str, config: dict[str, Any], out: str | Path | N
     name = recipe.name
     out_dir = Path(out) if out is not None else Path(f"recipe-{name}-{scale}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    print(f"ntkgap recipe run: {name} ({scale}) -> {out_dir}", file=sys.stderr)
     ds = _finalise(recipe.experiment(config, scheduler), recipe, scale, config)
     seconds_experiment = time.perf_counter() - start
     ds.attrs["experiment_seconds"] = round(seconds_experiment, 2)
+    ds.attrs["experiment_cpu_seconds"] = round(time.process_time() - cpu_start, 2)
     nc = out_dir / f"{name}.nc"
     ds.to_netcdf(nc)
     return _analyse(recipe, ds, nc, out_dir, start)
@@ -221,13 +260,23 @@ def _analyse(recipe: Recipe, ds: xr.Dataset, nc: Path, out_dir: Path, start: flo
     claims, figures = recipe.analyse(ds, out_dir)
     seconds = time.perf_counter() - start
     scale = ds.attrs["scale"]
+    timing = f"experiment {ds.attrs.get('experiment_seconds', math.nan):.0f} s"
+    if "experiment_cpu_seconds" in ds.attrs:
+        timing += f" wall, {ds.attrs['experiment_cpu_seconds']:.0f} s CPU (this process)"
+    paper = bool(claims) and all(c.vocabulary is PAPER_VERDICTS for c in claims)
+    verdicts = (
+        "Each row is a claim of the paper, in the paper's direction, with where the paper makes it; a claim is "
+        "reproduced when the measurement agrees with it by the criterion, not reproduced when it contradicts it, "
+        "and inconclusive when the 95% interval straddles the criterion or the scale run cannot decide."
+        if paper else
+        "A claim that does not hold at this scale is reported as not held, and one whose 95% interval straddles "
+        "the threshold as not testable."
+    )
     summary = (
-        f"{recipe.summary}\n\nScale `{scale}`; experiment {ds.attrs.get('experiment_seconds', math.nan):.0f} s "
+        f"{recipe.summary}\n\nScale `{scale}`; {timing} "
         f"(created {ds.attrs.get('creation_time', '?')}). Dataset: `{nc.name}` (opens with plain "
         "`xarray.open_dataset`). Each criterion is fixed in the recipe's code and applied identically to every run "
-        "and scale (see `compare/recipes/` and its git history for how criteria were set); a claim that does not "
-        "hold at this scale is reported as not held, and one whose 95% interval straddles the threshold as not "
-        "testable."
+        f"and scale (see `compare/recipes/` and its git history for how criteria were set). {verdicts}"
     )
     report = write_report(
         out_dir / "report.md",

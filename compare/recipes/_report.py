@@ -1,9 +1,15 @@
 """Claims checked against measurements, and the ``report.md`` that lists them.
 
-A recipe reproduces one paper's central experiment and ends with a report: each claim of the paper,
-the number measured here with its uncertainty, the criterion it was judged by, and whether it
-held. A claim that cannot be judged at the scale run (too few widths, a diverged fit) is reported
-as "not testable" with the reason, never silently dropped.
+A recipe reproduces one paper's central experiment and ends with a report: each claim of the paper
+(in the paper's own direction, quoted or paraphrased, with its section or figure), the number
+measured here with its uncertainty, the criterion it was judged by (fixed in code before the run),
+and the verdict: **reproduced**, **not reproduced**, or **inconclusive** when the measurement
+cannot decide at the scale run (an interval that straddles the criterion, too few widths, a diverged
+fit), with the reason, never silently dropped.
+
+A :class:`Claim` with a ``source`` (the paper's section, figure or theorem) is one of the paper's
+claims and uses that vocabulary. A claim without one keeps the older wording held / not held / not
+testable, for recipes that have not yet been rewritten to state the paper's own claims.
 """
 
 from __future__ import annotations
@@ -16,9 +22,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 __all__ = [
-    "VERDICT_GROUPS", "Claim", "judge_band", "judge_below", "judge_interval", "judge_threshold", "verdict_counts",
+    "LEGACY_VERDICTS",
+    "PAPER_VERDICTS",
+    "Claim",
+    "judge_band",
+    "judge_below",
+    "judge_ci_threshold",
+    "judge_interval",
+    "judge_threshold",
+    "verdict_counts",
     "write_report",
 ]
+
+#: Verdict words of a paper's claim (a :class:`Claim` with a ``source``), by ``held``.
+PAPER_VERDICTS: dict[bool | None, str] = {True: "reproduced", False: "not reproduced", None: "inconclusive"}
+#: The older words, kept for claims without a ``source``.
+LEGACY_VERDICTS: dict[bool | None, str] = {True: "held", False: "not held", None: "not testable"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +47,8 @@ class Claim:
     Parameters
     ----------
     statement
-        The paper's claim, in words.
+        The paper's claim, in words (quoted or paraphrased, in the paper's direction: what the
+        paper reports, not its negation).
     quantity
         What was measured, e.g. "log-log slope of the NTK's relative Frobenius gap vs width".
     value
@@ -38,9 +58,13 @@ class Claim:
     criterion
         How the claim is judged, in words, e.g. "95% CI overlaps [-0.6, -0.4]".
     held
-        True / False, or None when not testable at this scale.
+        True (the measurement agrees with the claim), False (it contradicts it), or None when the
+        measurement cannot decide at this scale.
     note
-        Anything the reader needs: the scale, why a claim was not testable, a caveat.
+        Anything the reader needs: the scale, why a claim was inconclusive, a caveat.
+    source
+        Where the paper makes the claim ("Sec. 4, Fig. 2", "Thm. 1"). With a source the verdict
+        reads reproduced / not reproduced / inconclusive; without, held / not held / not testable.
     """
 
     statement: str
@@ -50,10 +74,21 @@ class Claim:
     criterion: str
     held: bool | None
     note: str = ""
+    source: str = ""
+
+    @property
+    def vocabulary(self) -> dict[bool | None, str]:
+        """:data:`PAPER_VERDICTS` for a paper's claim (with a ``source``), else :data:`LEGACY_VERDICTS`."""
+        return PAPER_VERDICTS if self.source else LEGACY_VERDICTS
 
     @property
     def verdict(self) -> str:
-        return {True: "held", False: "not held", None: "not testable"}[self.held]
+        """The verdict word: reproduced / not reproduced / inconclusive (or the legacy words)."""
+        return self.vocabulary[self.held]
+
+    def stated(self) -> str:
+        """The statement with its source, as the report's claim cell shows it."""
+        return f"{self.statement} ({self.source})" if self.source else self.statement
 
     def measured(self) -> str:
         """The measured value with its uncertainty, formatted for the report."""
@@ -117,13 +152,14 @@ def write_report(
         "",
         summary.strip(),
         "",
-        f"**{verdict_counts(claims)}** (generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}).",
+        f"**{verdict_counts(claims)}** "
+        f"(generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}).",
         "",
         "| # | claim | measured | value | criterion | verdict |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for i, claim in enumerate(claims, 1):
-        cells = [str(i), claim.statement, claim.quantity, claim.measured(), claim.criterion, f"**{claim.verdict}**"]
+        cells = [str(i), claim.stated(), claim.quantity, claim.measured(), claim.criterion, f"**{claim.verdict}**"]
         lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |")
     notes = [(i, c.note) for i, c in enumerate(claims, 1) if c.note]
     if notes:
@@ -145,31 +181,45 @@ def write_report(
     return path
 
 
-#: Verdict vocabularies, each in report order: a check's (:class:`Claim`) and a paper claim's
-#: (reproduced / not reproduced / inconclusive, for claims whose ``verdict`` uses those words).
-VERDICT_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("reproduced", "not reproduced", "inconclusive"),
-    ("held", "not held", "not testable"),
-)
-
-
 def verdict_counts(claims: Sequence[Claim]) -> str:
-    """The report's count line: "2 held, 1 not held, 0 not testable", one group per vocabulary in use.
-
-    A vocabulary appears when at least one claim uses it; with no claims (or only the default
-    words) the line is the held / not held / not testable one.
+    """"2 reproduced, 1 not reproduced, 0 inconclusive" (per vocabulary in use; legacy words for legacy claims).
 
     Examples
     --------
-    >>> verdict_counts([Claim("s", "q", 1.0, None, "c", True), Claim("s", "q", 1.0, None, "c", None)])
-    '1 held, 0 not held, 1 not testable'
+    >>> verdict_counts([Claim("s", "q", 1.0, None, "c", True, source="Fig. 1")])
+    '1 reproduced, 0 not reproduced, 0 inconclusive'
+    >>> verdict_counts([Claim("s", "q", 1.0, None, "c", None)])
+    '0 held, 0 not held, 1 not testable'
     """
-    used = {c.verdict for c in claims}
-    groups = [g for g in VERDICT_GROUPS if used & set(g)] or [VERDICT_GROUPS[-1]]
-    known = {v for g in VERDICT_GROUPS for v in g}
-    parts = [", ".join(f"{sum(c.verdict == v for c in claims)} {v}" for v in g) for g in groups]
-    parts += [f"{sum(c.verdict == v for c in claims)} {v}" for v in sorted(used - known)]
-    return "; ".join(parts)
+    parts = []
+    for vocabulary in (PAPER_VERDICTS, LEGACY_VERDICTS):
+        used = [c for c in claims if c.vocabulary is vocabulary]
+        if used or (not claims and vocabulary is PAPER_VERDICTS):
+            parts += [f"{sum(c.verdict == word for c in used)} {word}" for word in vocabulary.values()]
+    return ", ".join(parts)
+
+
+def judge_ci_threshold(low: float, high: float, threshold: float, *, above: bool) -> bool | None:
+    """Decide "value > threshold" (``above=True``) or "value < threshold" from its interval [low, high].
+
+    True when the whole interval lies on the claimed side, False when it lies entirely on the
+    other side, None (inconclusive) when it straddles the threshold or a bound is not finite.
+
+    Examples
+    --------
+    >>> judge_ci_threshold(1.3, 1.6, 1.2, above=True), judge_ci_threshold(0.9, 1.1, 1.2, above=True)
+    (True, False)
+    >>> judge_ci_threshold(1.1, 1.4, 1.2, above=True) is None
+    True
+    >>> judge_ci_threshold(0.02, 0.08, 0.1, above=False)
+    True
+    """
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    low, high = min(low, high), max(low, high)
+    if above:
+        return True if low > threshold else False if high < threshold else None
+    return True if high < threshold else False if low > threshold else None
 
 
 def judge_band(value: float, half_width: float, low: float, high: float, *, max_half_width: float) -> bool | None:

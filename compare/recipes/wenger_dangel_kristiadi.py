@@ -70,6 +70,7 @@ from ._ntk_benefits import (
 from ._report import Claim, judge_below
 
 NAME = "wenger-dangel-kristiadi"
+PAPER = "Wenger, Dangel & Kristiadi 2023, arXiv:2310.00137"
 SIGMA_W = math.sqrt(2.0)
 POLICIES = ("ntk", "evidence", "greedy")
 REGIMES = ("short", "converged")
@@ -83,12 +84,11 @@ FORGETTING_EQUIVALENCE = 0.01
 TOLERANCE, VARIANCE_FACTOR = 0.1, 1.5
 
 
-class PaperClaim(Claim):
-    """A claim of the paper: verdict reproduced / not reproduced / inconclusive (``held`` True / False / None)."""
-
-    @property
-    def verdict(self) -> str:
-        return {True: "reproduced", False: "not reproduced", None: "inconclusive"}[self.held]
+def _paper_claim(statement: str, *args, **kwargs) -> Claim:
+    """A claim of the paper (verdict reproduced / not reproduced / inconclusive), its source the
+    experiment its statement names ("Optimisation: ...")."""
+    part = statement.split(":", 1)[0].lower()
+    return Claim(statement, *args, source=f"{PAPER}, {part} experiments", **kwargs)
 
 
 def _progress(part: str, done: int, total: int, what: str, start: float) -> None:
@@ -620,7 +620,7 @@ def _iterations(losses: np.ndarray, threshold: float) -> float:
 
 
 def _condition_claim(tab: xr.DataArray, param: str, limit: float, statement: str, quantity: str,
-                     explain: str) -> PaperClaim:
+                     explain: str) -> Claim:
     """Claim "the condition (quantity <= limit) fails at every tested width and depth"."""
     held_somewhere, undecided, lines, best = False, False, [], (math.inf, math.nan, None, None)
     for L in tab.depth.values:
@@ -640,7 +640,7 @@ def _condition_claim(tab: xr.DataArray, param: str, limit: float, statement: str
             best = (means[-1], halves[-1], int(L), int(widths[-1]))
     held = False if held_somewhere else (None if undecided else True)
     value, half, L, w = best
-    return PaperClaim(
+    return _paper_claim(
         f"{statement} ({param} parameterisation)",
         f"{quantity} at width {w}, depth {L} (the most favourable depth), mean ± 95% CI over seeds",
         value, half,
@@ -661,7 +661,7 @@ def _extrapolate(widths: np.ndarray, values: np.ndarray, target: float) -> float
     return float(math.exp(min((math.log(target) - intercept) / slope, 700.0)))
 
 
-def _ngd_claim(tab: xr.Dataset, ds: xr.Dataset, param: str) -> PaperClaim:
+def _ngd_claim(tab: xr.Dataset, ds: xr.Dataset, param: str) -> Claim:
     k_pred = float(ds.attrs.get("opt_kernel_regime_ngd_iterations", math.nan))
     max_iter = int(ds.sizes["ngd_iteration"] - 1)
     verdicts, lines, worst = [], [], (-math.inf, math.nan, None, None)
@@ -687,7 +687,7 @@ def _ngd_claim(tab: xr.Dataset, ds: xr.Dataset, param: str) -> PaperClaim:
     else:
         held = None
     value, half, L, w = worst
-    return PaperClaim(
+    return _paper_claim(
         "Optimisation: because the conditions fail, natural gradient's predicted fast convergence does not "
         f"materialise at practical widths ({param} parameterisation)",
         f"NGD iterations to 1% of the initial loss at width {w} (worst depth {L}); kernel-regime prediction "
@@ -775,7 +775,7 @@ def _bandit_claims(ds: xr.Dataset) -> list[Claim]:
         lam = _valid(ds["bandit_lambda"].sel(depth=L, policy="evidence"), "width")
         gam = _valid(ds["bandit_gamma"].sel(depth=L, policy="ntk"), "width")
         rounds = int(ds.sizes["round"])
-        claims.append(PaperClaim(
+        claims.append(_paper_claim(
             "Uncertainty: in a neural contextual bandit, exploration set by the NTK (NeuralUCB's gamma_t) is worse "
             "than exploration tuned online by the marginal likelihood of a Laplace posterior",
             f"cumulative regret over {rounds} rounds, NTK-prescribed − evidence-tuned (paired by seed), width "
@@ -842,7 +842,7 @@ def _continual_claims(ds: xr.Dataset) -> list[Claim]:
             conv = sel["converged"].sel(regime="converged")
             reached = f"{int(conv.sum())} of {int(np.isfinite(sel['forgetting'].sel(regime='converged')).sum())}"
             cfg = json_config(ds)["continual"]
-            claims.append(PaperClaim(
+            claims.append(_paper_claim(
                 f"Continual learning: with a short training budget per task, wider networks forget less ({p} "
                 "parameterisation)",
                 f"slope of average forgetting against log2(width), short training ({cfg['short_steps']} GD steps per "
@@ -851,7 +851,7 @@ def _continual_claims(ds: xr.Dataset) -> list[Claim]:
                 verdict(slope_a - half_a, slope_a + half_a, 0.0, claim="below"),
                 f"{p} parameterisation; permuted digits, {cfg['tasks']} tasks. " + "; ".join(notes) + ".",
             ))
-            claims.append(PaperClaim(
+            claims.append(_paper_claim(
                 "Continual learning: trained to ~100% training accuracy on each task, wider networks forget about as "
                 f"much (width no longer reduces forgetting; {p} parameterisation)",
                 f"slope of average forgetting against log2(width), each task trained to 100% training accuracy, "
@@ -1006,7 +1006,7 @@ def _figure_continual(ds: xr.Dataset, path: Path) -> None:
 RECIPE = register(Recipe(
     name=NAME,
     title="On the Disconnect Between Theory and Practice of Neural Networks: Limits of the NTK Perspective",
-    reference="Wenger, Dangel & Kristiadi 2023, arXiv:2310.00137",
+    reference=PAPER,
     summary=(
         "The paper's three experiments at laptop size, ReLU MLPs (σ_w² = 2, σ_b = 0) on sklearn digits, against width. "
         "(1) Optimisation: Zhang et al.'s conditions for fast natural-gradient convergence — λ_min of the empirical "

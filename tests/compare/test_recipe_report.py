@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from compare.recipes import Claim, judge_interval, judge_threshold, write_report
+from compare.recipes import Claim, judge_ci_threshold, judge_interval, judge_threshold, verdict_counts, write_report
 
 
 def test_judges() -> None:
@@ -53,3 +53,27 @@ def test_report_lists_every_claim_with_verdict_counts(tmp_path) -> None:
 @pytest.mark.parametrize("held", [True, False, None])
 def test_verdict_words(held) -> None:
     assert Claim("s", "q", 0.0, None, "c", held).verdict in {"held", "not held", "not testable"}
+
+
+def test_a_papers_claim_reads_reproduced_not_reproduced_inconclusive(tmp_path) -> None:
+    words = [Claim("s", "q", 1.0, None, "c", held, source="Fig. 2").verdict for held in (True, False, None)]
+    assert words == ["reproduced", "not reproduced", "inconclusive"]
+    paper = [Claim("networks memorise", "test acc", 0.1, 0.02, "CI < 0.2", True, source="Sec. 4, Fig. 3"),
+             Claim("pooling helps", "gain", -0.05, 0.1, "CI > 0", None, source="Abstract")]
+    text = write_report(tmp_path / "report.md", title="T", reference="R", summary="S", claims=paper).read_text()
+    assert "**1 reproduced, 0 not reproduced, 1 inconclusive**" in text
+    assert "| 1 | networks memorise (Sec. 4, Fig. 3) | test acc | 0.1 ± 0.02 | CI < 0.2 | **reproduced** |" in text
+    assert "| 2 | pooling helps (Abstract) |" in text and text.rstrip().endswith("**inconclusive** |")
+    # a mixed report (a recipe not yet rewritten beside a rewritten one) counts both vocabularies
+    mixed = [*paper, Claim("old", "q", 1.0, None, "c", False)]
+    assert verdict_counts(mixed) == "1 reproduced, 0 not reproduced, 1 inconclusive, 0 held, 1 not held, 0 not testable"
+
+
+def test_judge_ci_threshold() -> None:
+    assert judge_ci_threshold(1.3, 1.6, 1.2, above=True) is True
+    assert judge_ci_threshold(0.9, 1.1, 1.2, above=True) is False
+    assert judge_ci_threshold(1.1, 1.4, 1.2, above=True) is None
+    assert judge_ci_threshold(0.02, 0.08, 0.1, above=False) is True
+    assert judge_ci_threshold(0.12, 0.3, 0.1, above=False) is False
+    assert judge_ci_threshold(0.3, 0.12, 0.1, above=False) is False  # bounds in either order
+    assert judge_ci_threshold(math.nan, 0.3, 0.1, above=False) is None

@@ -249,14 +249,16 @@ def test_slope_interval_and_verdict() -> None:
 
 
 def test_paper_claims_use_their_own_verdict_words_in_the_report(tmp_path) -> None:
-    claims = [wdk.PaperClaim("p", "q", 1.0, 0.1, "c", True), wdk.PaperClaim("p", "q", 1.0, None, "c", None),
+    claims = [wdk._paper_claim("Optimisation: p", "q", 1.0, 0.1, "c", True),
+              wdk._paper_claim("Uncertainty: p", "q", 1.0, None, "c", None),
               Claim("[toolkit check] t", "q", 1.0, None, "c", False)]
     assert [c.verdict for c in claims] == ["reproduced", "inconclusive", "not held"]
-    counts = "1 reproduced, 0 not reproduced, 1 inconclusive; 0 held, 1 not held, 0 not testable"
+    assert claims[0].source == f"{wdk.PAPER}, optimisation experiments"
+    counts = "1 reproduced, 0 not reproduced, 1 inconclusive, 0 held, 1 not held, 0 not testable"
     assert verdict_counts(claims) == counts
     text = write_report(tmp_path / "r.md", title="T", reference="R", summary="S", claims=claims).read_text()
     assert f"**{counts}**" in text
-    assert "| 1 | p | q | 1 ± 0.1 | c | **reproduced** |" in text
+    assert f"| 1 | Optimisation: p ({wdk.PAPER}, optimisation experiments) | q | 1 ± 0.1 | c | **reproduced** |" in text
 
 
 # ---------------------------------------------------------------- the recipe's analysis on a synthetic dataset
