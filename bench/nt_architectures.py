@@ -12,11 +12,13 @@ form for tanh, and its ``ElementwiseNumerical`` (Gauss-Hermite quadrature of deg
 the whole (N H W)^2 x 25^2 array of the bivariate quadrature at once.
 """
 
+import sys
 import time
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from neural_tangents import stax  # noqa: E402
 
@@ -36,9 +38,12 @@ def main():
     cases = [
         ("relu CNN-GAP", stax.Relu(), "gap"),
         ("relu CNN-Flatten", stax.Relu(), "flatten"),
-        ("tanh CNN-GAP", stax.ElementwiseNumerical(np.tanh, deg=25), "gap"),
+        ("tanh CNN-GAP", stax.ElementwiseNumerical(jnp.tanh, deg=25), "gap"),
     ]
+    only = set(sys.argv[1:])  # optional case names to run, e.g. "tanh CNN-GAP"
     for name, act, readout in cases:
+        if only and name not in only:
+            continue
         kernel_fn = jax.jit(network(act, readout)[2], static_argnames="get")
         try:
             kernel_fn(x, None, get="ntk").block_until_ready()
