@@ -125,8 +125,8 @@ def analyse(ds: xr.Dataset, out_dir: Path) -> tuple[list[Claim], list[Path]]:
             f"reproduced if the CI (half-width ≤ {MAX_HALF_WIDTH:g}, else inconclusive) overlaps [4.5, 5.5], "
             "else not reproduced",
             judge_band(fit.rate, fit.half_width, 4.5, 5.5, max_half_width=MAX_HALF_WIDTH),
-            "The theorem is asymptotic in width, up to constants; small widths give a smaller effective rate: Monte "
-            f"Carlo at n = 32..128 gives about {lo_s}-{hi_s} (THEORY.md), and this fit's CI "
+            "The theorem is asymptotic in width, up to constants; small widths give a smaller effective rate: an "
+            f"independent Monte Carlo at n = 32..128 gives about {lo_s}-{hi_s}, and this fit's CI "
             + ("overlaps" if small else "does not overlap" if small is False else "cannot be compared with")
             + " that range.",
             source=THEOREM,

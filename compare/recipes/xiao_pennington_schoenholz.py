@@ -1,7 +1,7 @@
 """Recipe ``xiao-pennington-schoenholz``: trainability and generalisation of deep networks, by phase.
 
 Xiao, Pennington & Schoenholz 2020 (Disentangling Trainability and Generalization in Deep Neural
-Networks, arXiv:1912.13053, ICML 2020; THEORY.md "Large depth"): for very wide, very deep networks
+Networks, arXiv:1912.13053, ICML 2020, Sec. 3-4): for very wide, very deep networks
 the NTK keeps only a weak dependence on the data. In the ordered phase (chi_1 < 1) its spectrum
 degenerates: kappa grows like 1 / (l chi_1^l) and gradient descent fails to train beyond a few
 xi_1 = -1 / log chi_1 layers. In the chaotic phase (chi_1 > 1) the NTK becomes nearly diagonal:
