@@ -72,7 +72,7 @@ __all__ = [
     "theory_empirical_dataset",
     "width_scaling_exponent",
 ]
-__version__ = "0.1.0"
+from ntktheory._version import __version__ as __version__
 
 
 def __getattr__(name: str):

@@ -30,12 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from ntktheory._version import __version__
 
-    try:
-        return version("ntkgap")
-    except PackageNotFoundError:  # running from a source tree without installation
-        return "unknown"
+    return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

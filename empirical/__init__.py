@@ -37,4 +37,4 @@ __all__ = [
     "torch_activation",
     "train",
 ]
-__version__ = "0.1.0"
+from ntktheory._version import __version__ as __version__

@@ -85,7 +85,7 @@ def exact_matmul() -> Iterator[None]:
 
 def provenance(device: torch.device, dtype: torch.dtype) -> dict[str, str]:
     """attrs shared by every Dataset that empirical writes."""
-    from . import __version__
+    from ntktheory._version import __version__
 
     return {
         "conventions": CONVENTIONS,

@@ -36,4 +36,4 @@ __all__ = [
     "relu_ntk_mean_parts",
     "seleznova_kutyniok_dispersion",
 ]
-__version__ = "0.1.0"
+from ._version import __version__ as __version__

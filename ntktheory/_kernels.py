@@ -390,7 +390,7 @@ def _merge_stats(a: list[dict], b: list[dict]) -> list[dict]:
 def _to_dataset(nngp, ntk, request: _Request, stats, a1, a2) -> xarray.Dataset:
     import xarray as xr  # lazily: keeps `import ntktheory` fast
 
-    from . import __version__
+    from ._version import __version__
 
     dims = ("x1", "x2")
     n1, n2 = nngp.shape[1:]

@@ -109,7 +109,7 @@ def large_depth_analysis(
 
     import ntktheory
 
-    from . import __version__
+    from ._version import __version__
 
     act = get_activation(activation)
     xtr = check_inputs("x_train", x_train)

@@ -97,7 +97,7 @@ def phase_diagram(
     """
     import xarray as xr
 
-    from . import __version__
+    from ._version import __version__
 
     act = get_activation(activation)
     w = _axis("sigma_w2", sigma_w2, _DEFAULT_SIGMA_W2, positive=True)

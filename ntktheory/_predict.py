@@ -645,7 +645,7 @@ def _bayesian(k_train, k_cross, y, k_test, mode, reg):
 def _dataset(out, times, discrete, method, m, k_out, attrs, net_attrs, net_conventions) -> xarray.Dataset:
     import xarray as xr
 
-    from . import __version__
+    from ._version import __version__
 
     bayes = method == "bayesian"
     tdim = () if bayes else ("step" if discrete else "time",)

@@ -23,3 +23,22 @@ def test_unknown_attribute_is_still_an_attribute_error():
 
     with pytest.raises(AttributeError, match="module 'compare' has no attribute 'recipe'"):
         compare.recipe  # noqa: B018
+
+
+def test_one_version_from_the_installed_metadata(capsys):
+    """The three packages, the CLI and the provenance attrs all read the version from the
+    distribution's metadata (pyproject.toml), not from copies."""
+    from importlib.metadata import version
+
+    import compare
+    import empirical
+    import ntktheory
+    from compare.cli import main
+
+    installed = version("ntkgap")
+    assert ntktheory.__version__ == empirical.__version__ == compare.__version__ == installed
+    try:
+        main(["--version"])
+    except SystemExit:
+        pass
+    assert installed in capsys.readouterr().out
