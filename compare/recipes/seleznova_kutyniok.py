@@ -62,16 +62,21 @@ def _init_task(task: Mapping[str, Any]) -> np.ndarray:
     return np.diagonal(ds["ntk_empirical"].values, axis1=1, axis2=2).copy()
 
 
-def _train_task(task: Mapping[str, Any]) -> np.ndarray:
+def _trained(task: Mapping[str, Any]) -> xr.Dataset:
+    """The standard-parameterised MLP of a task trained by full-batch GD (init and last step recorded)."""
     import empirical
 
     x, y = np.asarray(task["x"]), np.asarray(task["y"])
     net = empirical.MLP(x.shape[1], task["width"], task["depth"], task["activation"],
                         sigma_w=math.sqrt(task["sigma_w2"]), sigma_b=0.0, parameterization="standard",
                         seed=task["seed"], device="cpu")
-    run = empirical.train(net, x, y, steps=task["steps"], lr_factor=task["lr_factor"],
-                          snapshot_steps=[0, task["steps"]], linearized=False, inplace=True,
-                          x_test=np.asarray(task["x_test"]))
+    return empirical.train(net, x, y, steps=task["steps"], lr_factor=task["lr_factor"],
+                           snapshot_steps=[0, task["steps"]], linearized=False, inplace=True,
+                           x_test=np.asarray(task["x_test"]))
+
+
+def _train_task(task: Mapping[str, Any]) -> np.ndarray:
+    run = _trained(task)
     diverged = bool(run["diverged"].any())
     loss_ratio = float(run["loss"][-1] / run["loss"][0])
     change = float(run["ntk_relative_change"][-1])
@@ -82,15 +87,7 @@ def _train_task(task: Mapping[str, Any]) -> np.ndarray:
 
 def _width_task(task: Mapping[str, Any]) -> dict[str, Any]:
     """One network of the width axis: trained outputs on the test points, its NTK at init on the training points."""
-    import empirical
-
-    x, y = np.asarray(task["x"]), np.asarray(task["y"])
-    net = empirical.MLP(x.shape[1], task["width"], task["depth"], task["activation"],
-                        sigma_w=math.sqrt(task["sigma_w2"]), sigma_b=0.0, parameterization="standard",
-                        seed=task["seed"], device="cpu")
-    run = empirical.train(net, x, y, steps=task["steps"], lr_factor=task["lr_factor"],
-                          snapshot_steps=[0, task["steps"]], linearized=False, inplace=True,
-                          x_test=np.asarray(task["x_test"]))
+    run = _trained(task)
     diverged = bool(run["diverged"].any())
     out = run["output_test"].values[-1, :, 0]
     return {"output_test": np.full_like(out, np.nan) if diverged else out,
