@@ -31,7 +31,7 @@ RELU, LEAKY_RELU, ABS, STEP, ERF, SIN, IDENTITY, GELU = range(8)
 ARCCOS_KINDS = (RELU, LEAKY_RELU, ABS, STEP)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def atan2_upper(y, x):
     """atan2(y, x) for y >= 0, in [0, pi], to ~1 ulp, branch-free so that loops vectorise.
 
@@ -57,7 +57,7 @@ def atan2_upper(y, x):
 
 # Scalar kernels, one per kind: (E[phi(u) phi(v)], E[phi'(u) phi'(v)]) at one covariance. Written
 # with selects rather than early returns, so that the loops calling them vectorise.
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _arc(q1, q2, q12):
     """(both variances > 0, sqrt(det), theta = atan2(sqrt(det), q12)) of the arc-cosine family."""
     det = max(q1 * q2 - q12 * q12, 0.0)
@@ -65,13 +65,13 @@ def _arc(q1, q2, q12):
     return q1 > 0.0 and q2 > 0.0, sq, atan2_upper(sq, q12)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _relu(a, q1, q2, q12):
     both, sq, t = _arc(q1, q2, q12)
     return (sq + (math.pi - t) * q12) * _INV_2PI, ((math.pi - t) * _INV_2PI if both else 0.0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _leaky_relu(a, q1, q2, q12):
     both, sq, t = _arc(q1, q2, q12)
     b = (1.0 - a) * (1.0 - a)
@@ -81,19 +81,19 @@ def _leaky_relu(a, q1, q2, q12):
     return b * k1 + a * q12, (b * k0 + a if both else (a * a if none else a * 0.5 * (1.0 + a)))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _abs(a, q1, q2, q12):
     both, sq, t = _arc(q1, q2, q12)
     return (2.0 * sq + (math.pi - 2.0 * t) * q12) / math.pi, (1.0 - 2.0 * t / math.pi if both else 0.0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _step(a, q1, q2, q12):
     both, _, t = _arc(q1, q2, q12)
     return ((math.pi - t) * _INV_2PI if both else 0.0), 0.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _erf(a, q1, q2, q12):
     p1 = 1.0 + 2.0 * q1
     p2 = 1.0 + 2.0 * q2
@@ -101,7 +101,7 @@ def _erf(a, q1, q2, q12):
     return 2.0 / math.pi * math.asin(arg), 4.0 / math.pi / math.sqrt(p1 * p2 - 4.0 * q12 * q12)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _sin(a, q1, q2, q12):
     h = 0.5 * (q1 + q2)
     ep = math.exp(q12 - h)
@@ -109,12 +109,12 @@ def _sin(a, q1, q2, q12):
     return 0.5 * (ep - em), 0.5 * (ep + em)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _identity(a, q1, q2, q12):
     return q12, 1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _gelu(a, q1, q2, q12):
     p1 = 1.0 + q1
     p2 = 1.0 + q2
@@ -130,7 +130,7 @@ def _gelu(a, q1, q2, q12):
 SCALARS = (_relu, _leaky_relu, _abs, _step, _erf, _sin, _identity, _gelu)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def pair(kind, a, q1, q2, q12):
     """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) of closed form ``kind`` at one covariance (runtime kind).
 
@@ -161,52 +161,52 @@ def pair(kind, a, q1, q2, q12):
     return _gelu(a, q1, q2, q12)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _array(kind, q1, q2, q12, a, pp, dd):
     for i in prange(q1.size):
         pp[i], dd[i] = pair(kind, a, q1[i], q2[i], q12[i])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def relu(q1, q2, q12, a, pp, dd):
     _array(RELU, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def leaky_relu(q1, q2, q12, a, pp, dd):
     """phi(x) = x for x > 0, a x otherwise = (1 - a) relu(x) + a x."""
     _array(LEAKY_RELU, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def abs_(q1, q2, q12, a, pp, dd):
     """|u||v| = sum of four relu products; sign(u) sign(v) from the orthant probabilities."""
     _array(ABS, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def step(q1, q2, q12, a, pp, dd):
     """Heaviside step with step(0) = 0; its derivative is 0 almost everywhere (autograd's value)."""
     _array(STEP, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def erf(q1, q2, q12, a, pp, dd):
     _array(ERF, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sin(q1, q2, q12, a, pp, dd):
     """E[sin u sin v] = e^{-(q1+q2)/2} sinh(q12); E[cos u cos v] = e^{-(q1+q2)/2} cosh(q12)."""
     _array(SIN, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def identity(q1, q2, q12, a, pp, dd):
     _array(IDENTITY, q1, q2, q12, a, pp, dd)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gelu(q1, q2, q12, a, pp, dd):
     """Exact GELU, phi(x) = x Phi(x), phi'(x) = Phi(x) + x phi_N(x) (phi_N the normal density).
 

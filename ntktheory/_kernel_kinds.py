@@ -25,10 +25,11 @@ import numpy as np
 from numba import njit, prange
 
 from ntktheory._closed_forms import {scalar} as _scalar
-from ntktheory._kernel_maps import TRIANGLE, _ACT, _CONV, _affine_block, _conv_any, _items
+from ntktheory._kernel_maps import (CHUNK, TRIANGLE, _CONV, _copy_run, _fill_run, _items, chunk_conv, chunk_input,
+                                    chunk_readout, chunk_variances)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def closed_batch(a, k, ntk, vr, vc, mode, rdiv, rmod, cdiv, cmod, with_ntk, alpha, beta, gamma, delta, eps,
                  out_k, out_ntk):
     nb, nr, nc = k.shape
@@ -52,61 +53,78 @@ def closed_batch(a, k, ntk, vr, vc, mode, rdiv, rmod, cdiv, cmod, with_ntk, alph
                     otrow[c] = gamma * pp + delta + eps * dd * trow[c]
 
 
-@njit(cache=True, inline="always")
-def _closed_block(a, k, t, v_rows, v_cols, same):
-    p = k.shape[0]
-    for r in range(p):
-        krow, trow, v1 = k[r], t[r], v_rows[r]
-        for c in range(p):
-            q12 = v1 if (same and c == r) else krow[c]
-            pp, dd = _scalar(a, v1, v_cols[c], q12)
-            krow[c] = pp
-            trow[c] = dd * trow[c]
+@njit(cache=True, inline="always", error_model="numpy")
+def _closed_run(a, k, t, v1, v2):
+    """The closed form on one contiguous run of a chunk, in place: k -> E[phi phi], t -> E[phi' phi'] t."""
+    for e in range(k.size):
+        pp, dd = _scalar(a, v1[e], v2[e], k[e])
+        k[e] = pp
+        t[e] = dd * t[e]
 
 
-@njit(cache=True, parallel=True)
-def fused_blocks(ops, fparams, geom_valid, geom_source, geom_offsets, geom_mask_h, geom_mask_w, var1, var2, k0, t0,
-                 skip_lower, n2, pmax, readouts, out_k, out_t):
-    for bb in prange(k0.shape[0]):
-        b = np.int64(bb)
-        i, j = b // n2, b % n2
-        if skip_lower and j < i:
-            continue
-        same = skip_lower and i == j
-        k = np.empty((pmax, pmax))
-        t = np.empty((pmax, pmax))
-        k2 = np.empty((pmax, pmax))
-        t2 = np.empty((pmax, pmax))
-        tmp = np.empty((pmax, pmax))
-        p0 = k0.shape[1]
-        k[:p0, :p0] = k0[b]
-        t[:p0, :p0] = t0[b]
+@njit(cache=True, error_model="numpy")
+def _chunk_activation(a, k, t, vr, vc, same, h, w, v1rep):
+    """The activation on a chunk (layout (H, H', W, W', c)), with the variances vr, vc (P, c) of
+    its rows and columns. The diagonal entry of a pair of identical inputs uses the variance as
+    the covariance (correlation exactly 1)."""
+    c = same.size
+    run = w * c
+    for h1 in range(h):
+        for w1 in range(w):
+            rb = (h1 * w + w1) * c
+            for w2 in range(w):
+                _copy_run(v1rep[w2 * c : (w2 + 1) * c], vr[rb : rb + c])
+            for h2 in range(h):
+                o = ((h1 * h + h2) * w + w1) * run
+                if h1 == h2:
+                    for b in range(c):
+                        if same[b]:
+                            k[o + w1 * c + b] = vr[rb + b]
+                _closed_run(a, k[o : o + run], t[o : o + run], v1rep[:run], vc[h2 * run : (h2 + 1) * run])
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def fused_chunks(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, padded, n2, readouts, out_k, out_t):
+    """The fused program (ops, fparams: ``_kernel_maps.fused_prefix``) on every chunk of input
+    pairs (rows of ``pairs``: i, j, whether x1_i is x2_j), pooled into the readout slots;
+    ``padded``: the largest column-padded layer input, H^2 Wp^2."""
+    npairs = pairs.shape[0]
+    c = CHUNK
+    size = h0 * h0 * w0 * w0 * c
+    for chunk in prange((npairs + c - 1) // c):
+        first = np.int64(chunk) * c
+        m = min(c, npairs - first)
+        ii = np.empty(c, np.int64)
+        jj = np.empty(c, np.int64)
+        same = np.empty(c, np.bool_)
+        for b in range(c):  # a short last chunk repeats its last pair (computed, not written)
+            row = min(first + b, npairs - 1)
+            ii[b], jj[b], same[b] = pairs[row, 0], pairs[row, 1], pairs[row, 2] != 0
+        k, t = np.empty(size), np.empty(size)
+        pad, k2, t3 = np.empty(padded * c), np.empty(padded * c), np.empty(padded * c)
+        vr, vc, v1rep = np.empty(h0 * w0 * c), np.empty(h0 * w0 * c), np.empty(w0 * c)
+        acc, acct = np.empty(c), np.empty(c)
+        h, w = h0, w0
+        chunk_input(z1, z2, ii, jj, h, w, k, v1rep)
+        t_zero = True  # the NTK is zero until the first Conv
         for r in range(ops.shape[0]):
-            pin, pout = ops[r, 1], ops[r, 2]
             if ops[r, 0] == _CONV:
-                g = ops[r, 3]
-                mh, mw = geom_mask_h[g, : ops[r, 5], :pout], geom_mask_w[g, : ops[r, 6], :pout]
-                va, so = geom_valid[g, :, :pout], geom_source[g, :, :pout]
-                ok, ot, tb = k2[:pout, :pout], t2[:pout, :pout], tmp[:pout, :pout]
-                sep = ops[r, 4] == 1
-                _conv_any(k[:pin, :pin], ok, tb, va, so, sep, geom_offsets[g], mh, mw, ops[r, 7], ops[r, 8], ops[r, 9])
-                _conv_any(t[:pin, :pin], ot, tb, va, so, sep, geom_offsets[g], mh, mw, ops[r, 7], ops[r, 8], ops[r, 9])
-                _affine_block(ok, ot, True, fparams[r, 0], fparams[r, 1], fparams[r, 2], fparams[r, 3], fparams[r, 4])
-                k, k2 = k2, k
-                t, t2 = t2, t
+                chunk_conv(ops[r], fparams[r], h, w, k, t, pad, k2, t3, t_zero, c)
+                t_zero = False
+                h, w = ops[r, 1], ops[r, 2]
             else:
-                v = ops[r, 3]
-                _closed_block(fparams[r, 0], k[:pout, :pout], t[:pout, :pout], var1[v, i, :pout], var2[v, j, :pout],
-                              same)
+                if t_zero:
+                    _fill_run(t[: h * h * w * w * c], 0.0)
+                    t_zero = False
+                v = ops[r, 9]
+                chunk_variances(var1[v], var2[v], ii, jj, h * w, vr, vc)
+                _chunk_activation(fparams[r, 0], k, t, vr, vc, same, h, w, v1rep)
             slot = readouts[r]
             if slot >= 0:
-                sk, st = 0.0, 0.0
-                for x in range(pout):
-                    for y in range(pout):
-                        sk += k[x, y]
-                        st += t[x, y]
-                out_k[slot, b] = sk / (pout * pout)
-                out_t[slot, b] = st / (pout * pout)
+                if t_zero:
+                    _fill_run(t[: h * h * w * w * c], 0.0)
+                    t_zero = False
+                chunk_readout(k, t, h * h * w * w, m, ii, jj, n2, out_k[slot], out_t[slot], acc, acct)
 '''
 
 _NAMES = ("relu", "leaky_relu", "abs", "step", "erf", "sin", "identity", "gelu")
@@ -121,7 +139,7 @@ def _sources_digest() -> str:
 
 @functools.cache
 def for_kind(kind: int) -> ModuleType:
-    """The generated module of closed-form ``kind``: ``closed_batch`` and ``fused_blocks``."""
+    """The generated module of closed-form ``kind``: ``closed_batch`` and ``fused_chunks``."""
     scalar = _closed_forms.SCALARS[kind].py_func.__name__
     source = _TEMPLATE.format(kind=kind, name=_NAMES[kind], scalar=scalar, digest=_sources_digest())
     return _codegen.load_generated(source, prefix=f"ntkgap_kernels_{_NAMES[kind]}")

@@ -186,7 +186,7 @@ def _on_selves(state: KernelState, func) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------- compiled elementwise maps
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _items(t, nr, half, mode, rdiv, rmod, cdiv, cmod):
     """Work item t -> (batch b, rows r0, r1 (-1: none), whether to skip, whether the batch matrix
     is a diagonal block (same input on both sides)). TRIANGLE pairs rows (r, R - 1 - r)."""
@@ -203,7 +203,7 @@ def _items(t, nr, half, mode, rdiv, rmod, cdiv, cmod):
     return b, i, j, r0, r1, skip, mode == BLOCKS and j == i
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _affine_batch(k, ntk, mode, rdiv, rmod, cdiv, cmod, with_ntk, alpha, beta, gamma, delta, eps, out_k, out_ntk):
     """out_k = alpha k + beta;  out_ntk = gamma k + delta + eps ntk (the computed part, see ``mode``)."""
     nb, nr, nc = k.shape
@@ -223,7 +223,7 @@ def _affine_batch(k, ntk, mode, rdiv, rmod, cdiv, cmod, with_ntk, alpha, beta, g
                     otrow[c] = gamma * s + delta + eps * trow[c]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _normalise_batch(k, ntk, vr, vc, mode, rdiv, rmod, cdiv, cmod, with_ntk, out_k, out_ntk):
     """k / sqrt(vr vc) and ntk / sqrt(vr vc); 0 where a variance is 0 (the layer outputs 0 there)."""
     nb, nr, nc = k.shape
@@ -244,7 +244,7 @@ def _normalise_batch(k, ntk, vr, vc, mode, rdiv, rmod, cdiv, cmod, with_ntk, out
                     out_ntk[b, r, c] = ntk[b, r, c] * inv
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _correlation_batch(k, vr, vc, mode, rdiv, rmod, cdiv, cmod, out):
     """c = k / sqrt(vr vc) clipped to [-1, 1]; 0 where a variance is 0 (c is then irrelevant)."""
     nb, nr, nc = k.shape
@@ -262,7 +262,7 @@ def _correlation_batch(k, vr, vc, mode, rdiv, rmod, cdiv, cmod, out):
                 out[b, r, c] = min(1.0, max(-1.0, v))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _multiply_batch(x, y, mode, rdiv, rmod, cdiv, cmod, out):
     """out = x * y on the computed part (see ``mode``)."""
     nb, nr, nc = x.shape
@@ -279,7 +279,7 @@ def _multiply_batch(x, y, mode, rdiv, rmod, cdiv, cmod, out):
 
 
 # ---------------------------------------------------------------------- compiled position maps
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _tap_range(n_out, n_in, stride, pad, tap):
     """Output indices o with 0 <= o * stride - pad + tap < n_in, as [lo, hi)."""
     a = pad - tap
@@ -289,7 +289,7 @@ def _tap_range(n_out, n_in, stride, pad, tap):
     return lo, min(hi, n_out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def conv_taps(h, w, ho, wo, kh, kw, sh, sw, pt, pl):
     """For each filter offset (dh, dw): which output positions q read inside the image,
     valid[tap, q], and the input position they read, source[tap, q] (-1 outside)."""
@@ -306,7 +306,7 @@ def conv_taps(h, w, ho, wo, kh, kw, sh, sw, pt, pl):
     return valid, source
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _conv_block(src, dst, valid, source, same_size, offsets):
     """dst[q, q'] = sum over taps of src[source(q), source(q')] (both positions shifted by the same
     filter offset; taps outside the image contribute 0). src (P_in, P_in), dst (P_out, P_out).
@@ -339,7 +339,7 @@ def _conv_block(src, dst, valid, source, same_size, offsets):
                         row[c] += srow[stab[c]]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _shift_rows(src, dst, mask, step, pad):
     """dst[q] = sum over taps d of src[q + (d - pad) step], masked where the shifted position leaves
     the image (``mask[d, q]``), both row and column positions shifted (one axis of a separable
@@ -362,7 +362,7 @@ def _shift_rows(src, dst, mask, step, pad):
                 out[c] += part[c] if m[c] else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _conv_block_separable(src, dst, tmp, mask_h, mask_w, pt, pl, w):
     """The sum over the kh x kw offsets of a 'same' stride-1 convolution as two passes of kh and
     kw taps (the zero padding makes a tap valid iff it is valid along each axis)."""
@@ -370,7 +370,7 @@ def _conv_block_separable(src, dst, tmp, mask_h, mask_w, pt, pl, w):
     _shift_rows(tmp, dst, mask_h, w, pt)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _affine_row(sk, st, with_ntk, alpha, beta, gamma, delta, eps):
     """sk -> alpha sk + beta and st -> gamma sk + delta + eps st, elementwise on 1-D rows."""
     for c in range(sk.size):
@@ -380,14 +380,14 @@ def _affine_row(sk, st, with_ntk, alpha, beta, gamma, delta, eps):
             st[c] = gamma * s + delta + eps * st[c]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _affine_block(sk, st, with_ntk, alpha, beta, gamma, delta, eps):
     """:func:`_affine_row` on every row of 2-D blocks (views of larger buffers allowed)."""
     for r in range(sk.shape[0]):
         _affine_row(sk[r], st[r], with_ntk, alpha, beta, gamma, delta, eps)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _conv_any(src, dst, tmp, valid, source, same_size, offsets, mask_h, mask_w, pt, pl, w):
     """The sum over filter offsets of one block: separable passes when the image keeps its size."""
     if same_size:
@@ -396,7 +396,7 @@ def _conv_any(src, dst, tmp, valid, source, same_size, offsets, mask_h, mask_w, 
         _conv_block(src, dst, valid, source, same_size, offsets)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _conv_blocks(k, ntk, with_ntk, skip_lower, n2, valid, source, same_size, offsets, mask_h, mask_w, pt, pl, w,
                  inv, alpha, beta, gamma, delta, eps, out_k, out_ntk):
     """Convolution of every position block of a full-form array (B = n1 n2 blocks).
@@ -415,7 +415,7 @@ def _conv_blocks(k, ntk, with_ntk, skip_lower, n2, valid, source, same_size, off
         _affine_block(out_k[b], out_ntk[b], with_ntk, alpha * inv, beta, gamma * inv, delta, eps * inv)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _conv_diagonal(k, ntk, with_ntk, symmetric, kh, kw, sh, sw, pt, pl, alpha, beta, gamma, delta, eps, out_k,
                    out_ntk):
     """Convolution of the diagonal form (H, W, n1, n2): out[p] = mean over offsets d of in[s p + d - pad].
@@ -454,7 +454,7 @@ def _conv_diagonal(k, ntk, with_ntk, symmetric, kh, kw, sh, sw, pt, pl, alpha, b
         _affine_row(orow, trow, with_ntk, alpha * inv, beta, gamma * inv, delta, eps * inv)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _block_reduce(k, skip_lower, n2, diagonal_only, out):
     """out[b] = mean over the block (all (p, p') pairs, or the diagonal p = p' only)."""
     for bb in prange(k.shape[0]):
@@ -474,7 +474,7 @@ def _block_reduce(k, skip_lower, n2, diagonal_only, out):
             out[b] = total / blk.size
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _mirror(a):
     """Copy the upper triangle of a square matrix onto its lower triangle, in place."""
     n = a.shape[0]
@@ -490,8 +490,11 @@ def mirror(matrix: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- input
-def input_state(x1: np.ndarray, x2: np.ndarray | None, form: str) -> KernelState:
-    """The input covariance x.x'/(features) (flat) or x_p.x'_p'/C per pair of positions (images)."""
+def input_state(x1: np.ndarray, x2: np.ndarray | None, form: str, cross: bool = True) -> KernelState:
+    """The input covariance x.x'/(features) (flat) or x_p.x'_p'/C per pair of positions (images).
+
+    ``cross=False`` (full form only) leaves the cross kernels empty (n1, 0, H, W, H, W): the self
+    kernels alone, for the fused path, which builds the cross input chunk by chunk."""
     symmetric = x2 is None
     xb = x1 if symmetric else x2
     if form == "flat":
@@ -515,6 +518,9 @@ def input_state(x1: np.ndarray, x2: np.ndarray | None, form: str) -> KernelState
 
         self1 = self_of(z1)
         self2 = self1 if symmetric else self_of(z2)
+        if not cross:
+            empty = np.zeros((n1, 0, h, w, h, w))
+            return KernelState(form, empty, empty, self1, self2, symmetric, (c, h, w))
         cross = (np.einsum("ipc,jqc->ijpq", z1, z2, optimize=True) / c).reshape(n1, len(z2), h, w, h, w)
     return KernelState(form, cross, np.zeros_like(cross), self1, self2, symmetric, (c, h, w))
 
@@ -886,8 +892,197 @@ def run_sequence(layers: list[L.Layer], state: KernelState, ctx: Context) -> Ker
 
 
 # ---------------------------------------------------------------------- fused CNN path
-#: Op codes of the fused block program (``_kernel_kinds``).
+#: Op codes of the fused chunk program (``_kernel_kinds``).
 _CONV, _ACT = 0, 1
+#: Input pairs per chunk of the fused path: the pair index is the innermost (contiguous) axis of
+#: its buffers, (H, H', W, W', CHUNK) for positions (h, w) and (h', w'). Eight pairs keep a
+#: chunk's four 8x8-image buffers (1 MiB) in a core's L2 cache and were fastest on the bench
+#: (4, 8, 12, 16 and 32 tried).
+CHUNK = 8
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _add_run(dst, src):
+    """dst += src, elementwise on 1-D runs (slices, so that the loop vectorises)."""
+    for e in range(dst.size):
+        dst[e] += src[e]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _copy_run(dst, src):
+    """dst[:] = src on 1-D runs (an explicit loop: numba's slice assignment is several times slower)."""
+    for e in range(dst.size):
+        dst[e] = src[e]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _fill_run(dst, value):
+    for e in range(dst.size):
+        dst[e] = value
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _sum_taps(out, src, offs, ntaps, n):
+    """out[:n] = sum over the first ntaps offsets of src[off : off + n] (0 when none).
+
+    Up to three terms in one sweep (out = a + b + c), the rest added one by one: a third of the
+    memory traffic of a zero-and-add loop for 3-wide filters. Straight-line cases, so that each
+    loop vectorises."""
+    out = out[:n]
+    if ntaps == 0:
+        _fill_run(out, 0.0)
+        return
+    a = src[offs[0] : offs[0] + n]
+    if ntaps == 1:
+        _copy_run(out, a)
+        return
+    b = src[offs[1] : offs[1] + n]
+    if ntaps == 2:
+        for e in range(n):
+            out[e] = a[e] + b[e]
+        return
+    c = src[offs[2] : offs[2] + n]
+    for e in range(n):
+        out[e] = a[e] + b[e] + c[e]
+    for u in range(3, ntaps):
+        _add_run(out, src[offs[u] : offs[u] + n])
+
+
+@njit(cache=True, error_model="numpy")
+def _pad_columns(src, dst, h, w, wp, pl, c):
+    """dst (h, h, wp, wp, c) = src (h, h, w, w, c) placed at column offset pl on both w axes
+    (the border, zero, is written by the caller)."""
+    run = w * c
+    for s in range(h * h):
+        for w1 in range(w):
+            i = (s * w + w1) * run
+            o = ((s * wp + w1 + pl) * wp + pl) * c
+            _copy_run(dst[o : o + run], src[i : i + run])
+
+
+@njit(cache=True, error_model="numpy")
+def _chunk_w_pass(src, dst, h, wp, wout, kw, sw, c, offs):
+    """The sum over the kw column offsets of a convolution on a column-padded chunk:
+    dst[h, h', w, w', :] = sum_d src[h, h', w sw + d, w' sw + d, :]; src (h, h, wp, wp, c) padded
+    with zeros, so every offset is in range; dst (h, h, wout, wp, c), rows of pitch wp (the
+    columns w' >= wout hold garbage). With sw == 1 each image pair's rows are one contiguous run."""
+    slab_in, slab_out = wp * wp * c, wout * wp * c
+    for s in range(h * h):
+        if sw == 1:
+            run = ((wout - 1) * wp + wout) * c  # up to the last valid column of the last row
+            for d in range(kw):
+                offs[d] = s * slab_in + (d * wp + d) * c
+            _sum_taps(dst[s * slab_out : s * slab_out + run], src, offs, kw, run)
+        else:
+            for w1 in range(wout):
+                for w2 in range(wout):
+                    for d in range(kw):
+                        offs[d] = s * slab_in + ((w1 * sw + d) * wp + w2 * sw + d) * c
+                    o = s * slab_out + (w1 * wp + w2) * c
+                    _sum_taps(dst[o : o + c], src, offs, kw, c)
+
+
+@njit(cache=True, error_model="numpy")
+def _chunk_h_pass(src, dst, hin, hout, blk, run, kh, sh, pt, offs):
+    """The sum over the kh row offsets: dst[h, h', ...] = sum_d src[h sh - pt + d, h' sh - pt + d, ...]
+    (zero outside); src (hin, hin, blk), dst (hout, hout, blk), the first ``run`` entries of each
+    block (its valid part)."""
+    for h1 in range(hout):
+        for h2 in range(hout):
+            ntaps = 0
+            for d in range(kh):
+                r1, r2 = h1 * sh - pt + d, h2 * sh - pt + d
+                if 0 <= r1 < hin and 0 <= r2 < hin:
+                    offs[ntaps] = (r1 * hin + r2) * blk
+                    ntaps += 1
+            o = (h1 * hout + h2) * blk
+            _sum_taps(dst[o : o + run], src, offs, ntaps, run)
+
+
+@njit(cache=True, error_model="numpy")
+def _conv_sums(src, dst, pad, k2, h, w, ho, wo, kh, kw, sh, sw, pt, pl, wp, c, offs):
+    """dst (ho, ho, wo, wp, c), rows of pitch wp = the sum over the filter offsets of src
+    (h, h, w, w, c) (pad, whose border must be zero, and k2 are scratch; dst may be pad)."""
+    _pad_columns(src, pad, h, w, wp, pl, c)
+    _chunk_w_pass(pad, k2, h, wp, wo, kw, sw, c, offs)
+    _chunk_h_pass(k2, dst, h, ho, wo * wp * c, ((wo - 1) * wp + wo) * c, kh, sh, pt, offs)
+
+
+@njit(cache=True, error_model="numpy")
+def chunk_conv(op, fp, h, w, k, t, pad, k2, t3, t_zero, c):
+    """A Conv layer on one chunk, in place on (k, t) (pad, k2, t3 scratch): the sum S over the
+    filter offsets as a column pass on zero-padded columns and a row pass, then
+    nngp -> alpha S(k) + beta and ntk -> gamma S(k) + delta + eps S(t) (alpha, gamma, eps carry
+    the 1 / (kh kw) of the mean). ``t_zero``: t is still all zero (its sums are skipped)."""
+    ho, wo, kh, kw, sh, sw, pt, pl = op[1], op[2], op[3], op[4], op[5], op[6], op[7], op[8]
+    wp = max((wo - 1) * sw + kw, w + pl)
+    offs = np.empty(max(kh, kw), np.int64)
+    _fill_run(pad[: h * h * wp * wp * c], 0.0)
+    if not t_zero:
+        _conv_sums(t, t3, pad, k2, h, w, ho, wo, kh, kw, sh, sw, pt, pl, wp, c, offs)
+    _conv_sums(k, pad, pad, k2, h, w, ho, wo, kh, kw, sh, sw, pt, pl, wp, c, offs)  # S(k) into pad
+    alpha, beta, gamma, delta, eps = fp[0], fp[1], fp[2], fp[3], fp[4]
+    run = wo * c
+    for r in range(ho * ho * wo):
+        i, o = r * wp * c, r * run
+        sk, kr, tr = pad[i : i + run], k[o : o + run], t[o : o + run]
+        if t_zero:
+            for e in range(run):
+                s = sk[e]
+                kr[e] = alpha * s + beta
+                tr[e] = gamma * s + delta
+        else:
+            st = t3[i : i + run]
+            for e in range(run):
+                s = sk[e]
+                kr[e] = alpha * s + beta
+                tr[e] = gamma * s + delta + eps * st[e]
+
+
+@njit(cache=True, error_model="numpy")
+def chunk_input(z1, z2, ii, jj, h, w, k, rep):
+    """k[h, h', w, w', c] = z1[ii[c], (h, w)] . z2[jj[c], (h', w')] / channels, for one chunk
+    (z (n, H W, channels); rep scratch of W c entries)."""
+    c, cin = ii.size, z1.shape[2]
+    run = w * c
+    for h1 in range(h):
+        for w1 in range(w):
+            p1 = h1 * w + w1
+            for h2 in range(h):
+                o = ((h1 * h + h2) * w + w1) * run
+                out = k[o : o + run]
+                _fill_run(out, 0.0)
+                for a in range(cin):
+                    for w2 in range(w):
+                        for b in range(c):
+                            rep[w2 * c + b] = z1[ii[b], p1, a] * z2[jj[b], h2 * w + w2, a]
+                    _add_run(out, rep[:run])
+                for e in range(run):
+                    out[e] = out[e] / cin
+
+
+@njit(cache=True, error_model="numpy")
+def chunk_variances(var1, var2, ii, jj, p, vr, vc):
+    """vr[q, c] = var1[ii[c], q] and vc[q, c] = var2[jj[c], q] for the p positions."""
+    c = ii.size
+    for q in range(p):
+        for b in range(c):
+            vr[q * c + b] = var1[ii[b], q]
+            vc[q * c + b] = var2[jj[b], q]
+
+
+@njit(cache=True, error_model="numpy")
+def chunk_readout(k, t, p2, m, ii, jj, n2, out_k, out_t, acc, acct):
+    """out[ii[c] n2 + jj[c]] = the mean over all p2 position pairs, for the chunk's first m pairs."""
+    c = ii.size
+    acc[:] = 0.0
+    acct[:] = 0.0
+    for e in range(p2):
+        _add_run(acc, k[e * c : (e + 1) * c])
+        _add_run(acct, t[e * c : (e + 1) * c])
+    for b in range(m):
+        out_k[ii[b] * n2 + jj[b]] = acc[b] / p2
+        out_t[ii[b] * n2 + jj[b]] = acct[b] / p2
 
 
 def fusable(layers: list[L.Layer]) -> int:
@@ -904,9 +1099,10 @@ def fusable(layers: list[L.Layer]) -> int:
     return n
 
 
-def fused_prefix(layers: list[L.Layer], state: KernelState, ctx: Context, readout_after: list[int]) -> list:
-    """Run the leading Conv / closed-form Activation layers of ``layers`` and a GlobalAvgPool on a
-    full-form input state block by block in cache.
+def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, ctx: Context,
+                 readout_after: list[int]) -> list:
+    """Run the leading Conv / closed-form Activation layers of ``layers`` and a GlobalAvgPool on
+    image inputs, chunk by chunk in cache, without materialising any full-form cross kernel.
 
     ``readout_after`` lists op positions after which the global average pool is taken (the last
     one must be the end of the fused run). The self kernels go through the ordinary maps first,
@@ -914,73 +1110,63 @@ def fused_prefix(layers: list[L.Layer], state: KernelState, ctx: Context, readou
     readout position.
     """
     n = len(layers)
-    self_state = KernelState("full", state.nngp[:, :0], state.ntk[:, :0], state.self1, state.self2,
-                             state.symmetric, state.shape)
-    pmax = state.shape[1] * state.shape[2]
+    state = input_state(x1, x2, "full", cross=False)
     ops = np.zeros((n, 10), dtype=np.int64)
     fparams = np.zeros((n, 5))
     kind = 0
-    geoms, var1, var2, selves = [], [], [], []
-    shape = state.shape
-    s = self_state
+    var1, var2, selves = [], [], []
+    padded = 0
+    s = state
     for r, layer in enumerate(layers):
-        p_in = shape[1] * shape[2]
         if isinstance(layer, L.Conv):
-            geom = _conv_geometry(layer, shape)
-            out_shape = geom.out_shape
+            out_shape = layer.out_shape(s.shape)
+            (pt, _), (pl, _) = layer.padding_amounts(s.shape)
             alpha, beta, gamma, delta, eps = _weighted_coefficients(layer, s, ctx)
             inv = 1.0 / math.prod(layer.kernel_size)
             fparams[r] = (alpha * inv, beta, gamma * inv, delta, eps * inv)
-            ops[r] = (_CONV, p_in, out_shape[1] * out_shape[2], len(geoms), int(geom.same_size), geom.mask_h.shape[0],
-                      geom.mask_w.shape[0], geom.pt, geom.pl, geom.w)
-            geoms.append(geom)
+            ops[r, :9] = (_CONV, *out_shape[1:], *layer.kernel_size, *layer.stride, pt, pl)
+            wp = max((out_shape[2] - 1) * layer.stride[1] + layer.kernel_size[1], s.shape[2] + pl)
+            padded = max(padded, s.shape[1] ** 2 * wp**2)  # >= the row-pass output, out_h^2 out_w wp
         else:
             act = layer.function
             kind = _closed_kind(act)
             fparams[r, 0] = act.param_value
-            ops[r, :4] = (_ACT, p_in, p_in, len(var1))
+            ops[r, 0], ops[r, 9] = _ACT, len(var1)
             var1.append(variances(s.self1, "full").reshape(s.self1.shape[0], -1))
             var2.append(variances(s.self2, "full").reshape(s.self2.shape[0], -1))
         s = apply(layer, s, ctx)
-        shape = s.shape
         if r + 1 in readout_after:
             selves.append(s)
-    ng = max(len(geoms), 1)
-    ntaps = max((g.valid.shape[0] for g in geoms), default=1)
-    naxis = max((max(g.mask_h.shape[0], g.mask_w.shape[0]) for g in geoms), default=1)
-    geom_valid = np.zeros((ng, ntaps, pmax), dtype=np.bool_)
-    geom_source = np.zeros((ng, ntaps, pmax), dtype=np.int64)
-    geom_offsets = np.zeros((ng, ntaps), dtype=np.int64)
-    geom_mask_h = np.zeros((ng, naxis, pmax), dtype=np.bool_)
-    geom_mask_w = np.zeros((ng, naxis, pmax), dtype=np.bool_)
-    for g, geom in enumerate(geoms):
-        geom_valid[g, : geom.valid.shape[0], : geom.valid.shape[1]] = geom.valid
-        geom_source[g, : geom.source.shape[0], : geom.source.shape[1]] = geom.source
-        geom_offsets[g, : geom.offsets.size] = geom.offsets
-        geom_mask_h[g, : geom.mask_h.shape[0], : geom.mask_h.shape[1]] = geom.mask_h
-        geom_mask_w[g, : geom.mask_w.shape[0], : geom.mask_w.shape[1]] = geom.mask_w
+    _, h, w = state.shape
+    p = h * w
 
     def stack(vs, n_in):
-        out = np.zeros((max(len(vs), 1), n_in, pmax))
+        out = np.zeros((max(len(vs), 1), n_in, p))
         for a, v in enumerate(vs):
             out[a, :, : v.shape[1]] = v
         return out
 
-    n1, n2 = state.nngp.shape[:2]
+    def positions_last(x):
+        return np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], p).transpose(0, 2, 1))  # (n, P, channels)
+
+    n1 = x1.shape[0]
+    z1 = positions_last(x1)
+    z2 = z1 if x2 is None else positions_last(x2)
+    n2 = z2.shape[0]
+    i, j = np.triu_indices(n1) if x2 is None else np.indices((n1, n2)).reshape(2, -1)
+    pairs = np.stack([i, j, (i == j) & (x2 is None)], axis=1).astype(np.int64)
     readouts = np.full(n, -1, dtype=np.int64)
     for slot, r in enumerate(readout_after):
         readouts[r - 1] = slot
     out_k = np.zeros((len(readout_after), n1 * n2))
     out_t = np.zeros((len(readout_after), n1 * n2))
-    p0 = state.shape[1] * state.shape[2]
-    fused_blocks = _kernel_kinds.for_kind(kind).fused_blocks
-    fused_blocks(ops, fparams, geom_valid, geom_source, geom_offsets, geom_mask_h, geom_mask_w, stack(var1, n1),
-                 stack(var2, n2), state.nngp.reshape(n1 * n2, p0, p0), state.ntk.reshape(n1 * n2, p0, p0),
-                 state.symmetric, n2, pmax, readouts, out_k, out_t)
+    fused_chunks = _kernel_kinds.for_kind(kind).fused_chunks
+    fused_chunks(ops, fparams, stack(var1, n1), stack(var2, n2), z1, z2, pairs, h, w, padded, n2, readouts, out_k,
+                 out_t)
     ctx.stats.extend({"method": "closed_form_fused_blocks"} for layer in layers if isinstance(layer, L.Activation))
     flats = []
     for slot, sself in enumerate(selves):
         gap = _global_avg_pool(L.GlobalAvgPool(), sself, ctx)
         flats.append(gap.replace(nngp=out_k[slot].reshape(n1, n2), ntk=out_t[slot].reshape(n1, n2),
-                                 symmetric=state.symmetric))
+                                 symmetric=x2 is None))
     return flats

@@ -301,10 +301,13 @@ def _compute(request: _Request, a1: np.ndarray, a2: np.ndarray | None):
     """Run the maps on blocks of input pairs; assemble the (depths, N1, N2) output kernels."""
     n1 = a1.shape[0]
     n2 = n1 if a2 is None else a2.shape[0]
-    per_pair = _entries_per_pair(request.form, a1.shape[1:]) * _ARRAYS_PER_ENTRY * 8
+    n_depths = _split_repeat(request.architecture)[1].times if request.all_depths else 1
+    if _fused_plan(request) is None:
+        per_pair = _entries_per_pair(request.form, a1.shape[1:]) * _ARRAYS_PER_ENTRY * 8
+    else:  # the fused path keeps only a pair's outputs and its index
+        per_pair = (2 * n_depths + 3) * 8
     size = max(1, int(math.sqrt(BLOCK_BYTES / per_pair)))
     rows, cols = _blocks(n1, size), _blocks(n2, size)
-    n_depths = _split_repeat(request.architecture)[1].times if request.all_depths else 1
     nngp = np.zeros((n_depths, n1, n2))
     ntk = np.zeros((n_depths, n1, n2))
     stats: list[dict] | None = None
@@ -337,39 +340,50 @@ def _block_into(request, a1, a2, rows, cols, bi, bj, nngp, ntk, stats):
 def _run_block(request: _Request, x1: np.ndarray, x2: np.ndarray | None):
     """The output kernels of one block of input pairs: [(nngp, ntk)] per reported depth."""
     ctx = maps.Context(request.parameterization)
+    plan = _fused_plan(request)
+    if plan is not None:
+        fused, ends, rest = plan
+        flats = maps.fused_prefix(fused, x1, x2, ctx, ends)
+        outs = [maps.run_sequence(rest, flat, ctx) for flat in flats]
+        return [(o.nngp, o.ntk) for o in outs], ctx.stats
     state = maps.input_state(x1, x2, request.form)
     if not request.all_depths:
-        layers = maps.primitives(request.architecture)
-        fused = _fused_length(request, layers)
-        if fused:
-            state = maps.fused_prefix(layers[:fused], state, ctx, [fused])[0]
-            layers = layers[fused + 1 :]  # the GlobalAvgPool is part of the fused run
-        final = maps.run_sequence(layers, state, ctx)
+        final = maps.run_sequence(maps.primitives(request.architecture), state, ctx)
         return [(final.nngp, final.ntk)], ctx.stats
     prefix, repeat, suffix = _split_repeat(request.architecture)
-    head = [p for layer in prefix for p in maps.primitives(layer)]
-    block = maps.primitives(repeat.block)
     tail = [p for layer in suffix for p in maps.primitives(layer)]
-    unrolled = head + block * repeat.times
-    if _fused_length(request, unrolled + tail) >= len(unrolled):
-        ends = [len(head) + (d + 1) * len(block) for d in range(repeat.times)]
-        flats = maps.fused_prefix(unrolled, state, ctx, ends)
-        outs = [maps.run_sequence(tail[1:], flat, ctx) for flat in flats]
-        return [(o.nngp, o.ntk) for o in outs], ctx.stats
-    state = maps.run_sequence(head, state, ctx)
+    state = maps.run_sequence([p for layer in prefix for p in maps.primitives(layer)], state, ctx)
     outputs = []
     for _ in range(repeat.times):
-        state = maps.run_sequence(block, state, ctx)
+        state = maps.run_sequence(maps.primitives(repeat.block), state, ctx)
         out = maps.run_sequence(tail, state, ctx)
         outputs.append((out.nngp, out.ntk))
     return outputs, ctx.stats
 
 
-def _fused_length(request: _Request, layers: list) -> int:
-    """How many leading layers run fused, block by block (0: none): a full-form run of Conv and
-    closed-form Activation layers directly followed by GlobalAvgPool."""
+def _fused_plan(request: _Request) -> tuple[list, list[int], list] | None:
+    """How the network runs on the fused path, if it does: (the fused Conv / closed-form Activation
+    layers, the positions after which their global average pool is read out (one per reported
+    depth), the layers after the GlobalAvgPool); None when it does not."""
     if request.form != "full":
-        return 0
+        return None
+    if not request.all_depths:
+        layers = maps.primitives(request.architecture)
+        n = _fused_length(layers)
+        return (layers[:n], [n], layers[n + 1 :]) if n else None
+    prefix, repeat, suffix = _split_repeat(request.architecture)
+    head = [p for layer in prefix for p in maps.primitives(layer)]
+    block = maps.primitives(repeat.block)
+    tail = [p for layer in suffix for p in maps.primitives(layer)]
+    unrolled = head + block * repeat.times
+    if _fused_length(unrolled + tail) != len(unrolled):
+        return None
+    return unrolled, [len(head) + (d + 1) * len(block) for d in range(repeat.times)], tail[1:]
+
+
+def _fused_length(layers: list) -> int:
+    """How many leading layers run fused (0: none): a run of Conv and closed-form Activation
+    layers directly followed by GlobalAvgPool."""
     n = maps.fusable(layers)
     return n if n and n < len(layers) and isinstance(layers[n], L.GlobalAvgPool) else 0
 

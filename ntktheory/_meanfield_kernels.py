@@ -155,7 +155,7 @@ def length_kernels(act: Activation) -> ModuleType:
 
 
 # ---------------------------------------------------------------------- correlation map
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _newton_bisect_step(c, f, slope, lo, hi):
     """One safeguarded Newton step for an increasing f(c) on the bracket [lo, hi].
 
@@ -175,7 +175,7 @@ def _newton_bisect_step(c, f, slope, lo, hi):
     return new, lo, hi, abs(new - c) <= 1e-16 or hi - lo <= 1e-16
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _series(a2, tail, c, q):
     """S(c) = sum_{k>=1} a_k^2 [k]_c with [k]_c = (1 - c^k)/(1 - c), and S'(c), stopping once the
     rest is negligible.
@@ -208,7 +208,7 @@ def _series(a2, tail, c, q):
     return s, ds
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _fixed_point(a2, r0, sw2, q):
     """(c*, chi_c, bound) of the correlation map from the squared Hermite coefficients a_k^2 at q*
     and the mass r0 = E[phi^2] - sum_k a_k^2 beyond the last degree.
@@ -252,7 +252,7 @@ def _fixed_point(a2, r0, sw2, q):
     return c, sw2 * d / q, bound
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def solve_correlation(a2, r0, sw2, q_star, c_out, slope_out, bound_out):
     """Non-trivial fixed points c* in [0, 1) of the correlation map (see ``_fixed_point``), from
     the squared Hermite coefficients a2[p] at each q*[p] and the masses r0[p] beyond them."""
@@ -268,7 +268,7 @@ def solve_correlation(a2, r0, sw2, q_star, c_out, slope_out, bound_out):
 _STENCIL = 8
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _stencil(u, h, size):
     """First index and the 8 Lagrange weights for abscissa u on the grid t_i = i h."""
     x = u / h
@@ -290,7 +290,7 @@ def _stencil(u, h, size):
     return i0, w
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _interp3(table, h, q):
     i0, w = _stencil(math.log1p(q), h, table.shape[0])
     r0 = 0.0
@@ -303,7 +303,7 @@ def _interp3(table, h, q):
     return r0, r1, r2
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def solve_length_table(sw2, sb2, q1, table, h, q_out, chi1_out, slope_out, ok_out):
     """Length fixed point for points whose map falls below the diagonal at q1 (q* in [0, q1]).
 
@@ -348,7 +348,7 @@ def solve_length_table(sw2, sb2, q1, table, h, q_out, chi1_out, slope_out, ok_ou
         ok_out[p] = True
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def solve_correlation_table(coef_table, h, sw2, q_star, g, c_out, slope_out, bound_out):
     """Correlation fixed point c* in [0, 1) from tabulated Hermite coefficients a_k(q).
 

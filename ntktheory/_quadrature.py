@@ -163,7 +163,7 @@ def second_moments(funcs: Sequence[ElementwiseFunction], q: np.ndarray, breakpoi
 
 
 # ---------------------------------------------------------------------- compiled sums
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _pair_degree(ac, ta, tb, i, j, kmax, tol):
     """Smallest K <= kmax with |c|^(K+1) sqrt(ta[p,i,K] tb[p,j,K]) <= tol for all p, else -1."""
     if ac == 0.0:
@@ -180,7 +180,7 @@ def _pair_degree(ac, ta, tb, i, j, kmax, tol):
     return -1
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _scalar_sums(idx1, idx2, c, coef1, coef2, ta, tb, tol, out, failed):
     """Series for a list of elements, each with its own degree; failed[e] = True if none suffices."""
     kmax = coef1.shape[2] - 1
@@ -205,7 +205,7 @@ def _scalar_sums(idx1, idx2, c, coef1, coef2, ta, tb, tol, out, failed):
 _TILE = 64
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _plan_rows(c, ta, tb, tb_max, krow, tol, symmetric, irregular, degree):
     """Per row: mark pairs whose bound fails at degree krow (irregular), and per tile of
     :data:`_TILE` columns pick the smallest degree that bounds all its other pairs with the
@@ -250,7 +250,7 @@ def _plan_rows(c, ta, tb, tb_max, krow, tol, symmetric, irregular, degree):
             degree[i, t] = deg if deg >= 0 else krow
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _row_sums(c, coef1, coef2t, degree, symmetric, out):
     """out[p, i, j] = sum_{k <= degree[i, j // _TILE]} coef1[p, i, k] coef2t[p, k, j] c[i, j]^k (Horner).
 

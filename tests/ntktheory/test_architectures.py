@@ -67,6 +67,16 @@ NUMPY_CASES = {
                            "sigma_w": 1.2, "sigma_b": 0.1}, {"type": "act", "name": "erf"},
                           {"type": "gap"}, {"type": "dense", "features": 1, "sigma_w": 1.0, "sigma_b": 0.3}],
                          (2, 7, 5)),
+    # conv / closed-form activation layers straight into GlobalAvgPool: the fused chunk path, with
+    # strides, a non-square filter, 'valid' padding, a rectangular image and 3 input channels
+    "gap_fused_strided_valid": ([{"type": "conv", "channels": 3, "kernel_size": [2, 3], "stride": 2,
+                                  "padding": "same", "sigma_w": 1.3, "sigma_b": 0.2}, {"type": "act", "name": "relu"},
+                                 {"type": "conv", "channels": 3, "kernel_size": 2, "padding": "valid",
+                                  "sigma_w": 1.2, "sigma_b": 0.1}, {"type": "act", "name": "relu"},
+                                 {"type": "conv", "channels": 3, "kernel_size": 3, "stride": [1, 2], "padding": "same",
+                                  "sigma_w": 1.4, "sigma_b": 0.3}, {"type": "act", "name": "relu"},
+                                 {"type": "gap"}, {"type": "dense", "features": 1, "sigma_w": 1.0, "sigma_b": 0.3}],
+                                (3, 9, 7)),
     "pool_flatten_valid": ([{"type": "conv", "channels": 3, "kernel_size": 2, "padding": "valid",
                              "sigma_w": 1.1, "sigma_b": 0.0}, {"type": "act", "name": "relu"},
                             {"type": "avgpool", "window": 2, "stride": 1},
@@ -94,6 +104,7 @@ def test_against_dense_numpy_recursion(name, parameterization):
     arch = build(specs)
     ours = ntktheory.kernels(x1, x2, architecture=arch, parameterization=parameterization)
     nngp, ntk = reference_cnn.kernels(specs, x1, x2, parameterization)
+    assert ("closed_form_fused_blocks" in ours.attrs["quadrature"]) == name.startswith("gap_fused")
     np.testing.assert_allclose(ours.nngp.values, nngp, rtol=0, atol=tol.KERNEL_PATHS * np.abs(nngp).max())
     np.testing.assert_allclose(ours.ntk.values, ntk, rtol=0, atol=tol.KERNEL_PATHS * np.abs(ntk).max())
 
