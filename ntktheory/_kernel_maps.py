@@ -28,9 +28,14 @@ the full form; the rest holds zeros or stale values and is never read. Position 
 (a convolution shifts both positions by the same offset).
 
 Networks of convolutions and closed-form activations ending in global average pooling (the
-CNN-GAP of Xiao et al. 2020) have a fused path (:func:`fused_prefix`): every pair of inputs runs
-through all those layers in one (H W)^2 buffer that stays in cache, with the variances from a pass
-over the self kernels; it uses the same block primitives as the layer-by-layer maps.
+CNN-GAP of Xiao et al. 2020) have a fused path (:func:`fused_prefix`): chunks of ``CHUNK`` pairs
+of inputs run through all those layers in buffers laid out (H, H', W, W', pair), which stay in a
+core's cache and put the pairs innermost, so that every loop runs over long contiguous rows; the
+variances come from a pass over the self kernels, and no full-form cross kernel is ever stored.
+
+The compiled loops use ``error_model="numpy"``: a float division by zero gives inf or nan instead
+of raising, which lets loops containing divisions vectorise (every division here has a nonzero
+denominator or a select around it).
 """
 
 from __future__ import annotations
