@@ -107,10 +107,51 @@ def large_depth_analysis(
     """
     import xarray as xr
 
-    import ntktheory
-
     from ._version import __version__
 
+    act, xtr, xte, depth, w, b, start = _validated(activation, x_train, x_test, depth, sigma_w2, sigma_b2, fit_from)
+    m = xtr.shape[0]
+    depths = np.arange(1, depth + 1)
+    lam_max, lam_min, pred = _spectra(act, np.vstack([xtr, xte]), m, depth, w, b)
+    kappa = lam_max / lam_min
+    mf, xi_train, xi_gen = _predicted_scales(act, w, b)
+    rates = _fitted_rates(depths, lam_max, lam_min, kappa, pred, start)
+    data = _variables(lam_max, lam_min, kappa, pred, mf, xi_train, xi_gen, rates, start)
+    config = {"activation": act.name, "depth": depth, "n_train": m, "n_test": int(xte.shape[0]),
+              "n_features": int(xtr.shape[1]), "fit_from": start, "parameterization": "ntk"}
+    return xr.Dataset(
+        data,
+        coords={"sigma_w2": w, "sigma_b2": b, "depth": depths},
+        attrs={
+            "conventions": "NTK parameterisation (the README's conventions); Theta at depth l is the readout NTK of a "
+                           "network with l hidden layers; rates are slopes per layer of natural logs.",
+            "configuration": json.dumps(config, sort_keys=True),
+            "ntkgap_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "references": "arXiv:1912.13053",
+        },
+    )
+
+
+def _validated(activation, x_train, x_test, depth, sigma_w2, sigma_b2, fit_from):
+    """Check the arguments of :func:`large_depth_analysis`.
+
+    Parameters
+    ----------
+    activation, x_train, x_test, depth, sigma_w2, sigma_b2, fit_from
+        As for :func:`large_depth_analysis`.
+
+    Returns
+    -------
+    tuple
+        ``(act, x_train, x_test, depth, sigma_w2, sigma_b2, fit_from)``: the Activation, the
+        checked input arrays, the depth, the 1-D variance grids and the first fitted depth.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For invalid inputs or grids.
+    """
     act = get_activation(activation)
     xtr = check_inputs("x_train", x_train)
     xte = check_inputs("x_test", x_test, features=xtr.shape[1])
@@ -122,26 +163,87 @@ def large_depth_analysis(
     start = depth // 4 if fit_from is None else check_int("fit_from", fit_from, minimum=1)
     if start > depth - 2:
         raise ValueError(f"`fit_from` must be <= depth - 2 = {depth - 2}, got {start!r}.")
+    return act, xtr, xte, depth, w, b, start
 
-    m = xtr.shape[0]
-    x_all = np.vstack([xtr, xte])
-    depths = np.arange(1, depth + 1)
+
+def _spectra(act, x_all: np.ndarray, m: int, depth: int, w: np.ndarray, b: np.ndarray):
+    """The kernel sweep: NTK spectra and mean-predictor norms at every grid point and depth.
+
+    Parameters
+    ----------
+    act
+        The Activation.
+    x_all
+        Training inputs (the first ``m`` rows) stacked on the test inputs.
+    m
+        Number of training inputs.
+    depth
+        Largest number of hidden layers; depths 1..depth are computed.
+    w, b
+        1-D grids of sigma_w^2 and sigma_b^2.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(lambda_max, lambda_min, predictor_norm)``, each of shape (w.size, b.size, depth).
+    """
+    import ntktheory
+
     shape3 = (w.size, b.size, depth)
     lam_max, lam_min, pred = np.empty(shape3), np.empty(shape3), np.empty(shape3)
-    centre = np.eye(m) - np.full((m, m), 1.0 / m)
     for i, sw2 in enumerate(w):
         for j, sb2 in enumerate(b):
             ds = ntktheory.kernels(x_all, activation=act, depth=depth, sigma_w=math.sqrt(sw2),
                                    sigma_b=math.sqrt(sb2), all_depths=True)
-            theta = ds.ntk.values
-            for k in range(depth):
-                tr = theta[k, :m, :m]
-                ev = np.linalg.eigvalsh(tr)
-                lam_max[i, j, k], lam_min[i, j, k] = ev[-1], ev[0]
-                p = np.linalg.solve(tr, theta[k, :m, m:]).T  # Theta(X*, X) Theta(X, X)^-1
-                pred[i, j, k] = np.linalg.norm(p @ centre)
-    kappa = lam_max / lam_min
+            lam_max[i, j], lam_min[i, j], pred[i, j] = _depth_spectrum(ds.ntk.values, m)
+    return lam_max, lam_min, pred
 
+
+def _depth_spectrum(theta: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The eigen-solves: extreme eigenvalues of Theta(X, X) and the mean-predictor norm per depth.
+
+    Parameters
+    ----------
+    theta
+        NTK of training and test inputs at every depth, shape (depth, m + m*, m + m*).
+    m
+        Number of training inputs (the leading rows and columns).
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(lambda_max, lambda_min, predictor_norm)``, each of shape (depth,), the last being
+        ||Theta(X*, X) Theta(X, X)^-1 (I - 1 1^T / m)||_F.
+    """
+    depth = theta.shape[0]
+    lam_max, lam_min, pred = np.empty(depth), np.empty(depth), np.empty(depth)
+    centre = np.eye(m) - np.full((m, m), 1.0 / m)
+    for k in range(depth):
+        tr = theta[k, :m, :m]
+        ev = np.linalg.eigvalsh(tr)
+        lam_max[k], lam_min[k] = ev[-1], ev[0]
+        p = np.linalg.solve(tr, theta[k, :m, m:]).T  # Theta(X*, X) Theta(X, X)^-1
+        pred[k] = np.linalg.norm(p @ centre)
+    return lam_max, lam_min, pred
+
+
+def _predicted_scales(act, w: np.ndarray, b: np.ndarray):
+    """Mean field on the grid and the depth scales it predicts.
+
+    Parameters
+    ----------
+    act
+        The Activation.
+    w, b
+        1-D grids of sigma_w^2 and sigma_b^2.
+
+    Returns
+    -------
+    tuple
+        ``(mf, xi_trainability, xi_generalisation)``: the :class:`~ntktheory.MeanField` on the
+        (w.size, b.size) grid, -1 / log chi_1 in the ordered phase and
+        -1 / (log chi_c - log chi_1) in the chaotic phase (inf elsewhere).
+    """
     W, B = np.meshgrid(w, b, indexing="ij")
     mf = mean_field(act, W, B)
     with np.errstate(divide="ignore"):
@@ -150,9 +252,30 @@ def large_depth_analysis(
     with np.errstate(divide="ignore", invalid="ignore"):
         xi_train = np.where(ordered, -1.0 / log_chi1, np.inf)
         xi_gen = np.where(chaotic, -1.0 / (log_chic - log_chi1), np.inf)
-    rates = {name: np.full(W.shape, np.nan) for name in ("lambda_min_rate", "kappa_rate", "predictor_rate")}
-    for i in range(w.size):
-        for j in range(b.size):
+    return mf, xi_train, xi_gen
+
+
+def _fitted_rates(depths, lam_max, lam_min, kappa, pred, start: int) -> dict[str, np.ndarray]:
+    """Decay rates fitted to the computed spectra at every grid point (see :func:`_fit_rate`).
+
+    Parameters
+    ----------
+    depths
+        The depths 1..L.
+    lam_max, lam_min, kappa, pred
+        Arrays of shape (n_w, n_b, L) from :func:`_spectra`.
+    start
+        Smallest depth used in the fits.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``lambda_min_rate``, ``kappa_rate`` and ``predictor_rate``, each of shape (n_w, n_b).
+    """
+    grid = lam_max.shape[:2]
+    rates = {name: np.full(grid, np.nan) for name in ("lambda_min_rate", "kappa_rate", "predictor_rate")}
+    for i in range(grid[0]):
+        for j in range(grid[1]):
             rel_min = lam_min[i, j] / lam_max[i, j]
             ok = rel_min > _FIT_FLOOR  # below this the eigenvalue is rounding noise
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -160,7 +283,28 @@ def large_depth_analysis(
                 rates["kappa_rate"][i, j] = _fit_rate(depths, np.log(kappa[i, j] * depths), ok, start)
                 rates["predictor_rate"][i, j] = _fit_rate(
                     depths, np.log(pred[i, j] / depths), pred[i, j] > _FIT_FLOOR, start)
+    return rates
 
+
+def _variables(lam_max, lam_min, kappa, pred, mf, xi_train, xi_gen, rates, start: int) -> dict:
+    """The data variables of the Dataset of :func:`large_depth_analysis`, with their attrs.
+
+    Parameters
+    ----------
+    lam_max, lam_min, kappa, pred
+        Per-depth arrays of shape (n_w, n_b, L).
+    mf, xi_train, xi_gen
+        From :func:`_predicted_scales`.
+    rates
+        From :func:`_fitted_rates`.
+    start
+        First fitted depth (for the rates' long names).
+
+    Returns
+    -------
+    dict
+        Name to ``(dims, values, attrs)``, in the Dataset's order.
+    """
     d3 = ("sigma_w2", "sigma_b2", "depth")
     d2 = ("sigma_w2", "sigma_b2")
     data = {
@@ -177,17 +321,4 @@ def large_depth_analysis(
     }
     for name, values in rates.items():
         data[name] = (d2, values, {"long_name": f"fitted slope (linregress over depth >= {start})"})
-    config = {"activation": act.name, "depth": depth, "n_train": m, "n_test": int(xte.shape[0]),
-              "n_features": int(xtr.shape[1]), "fit_from": start, "parameterization": "ntk"}
-    return xr.Dataset(
-        data,
-        coords={"sigma_w2": w, "sigma_b2": b, "depth": depths},
-        attrs={
-            "conventions": "NTK parameterisation (the README's conventions); Theta at depth l is the readout NTK of a "
-                           "network with l hidden layers; rates are slopes per layer of natural logs.",
-            "configuration": json.dumps(config, sort_keys=True),
-            "ntkgap_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "references": "arXiv:1912.13053",
-        },
-    )
+    return data
