@@ -17,6 +17,7 @@ Conventions (Lee et al. 2019, arXiv:1902.06720, eq. (3)-(9)):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
@@ -216,166 +217,453 @@ def train(
     >>> bool(ds["loss"][1] < ds["loss"][0])
     True
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
-    steps = check_int("steps", steps)
-    if steps < 1:
-        raise ValueError(
-            f"`steps` must be an integer >= 1 (the number of updates); got {steps!r}. To measure the network at "
-            "initialisation without training, call empirical.ntk / empirical.nngp on it."
-        )
-    loss = check_choice("loss", loss, LOSSES)
-    if (lr is None) == (lr_factor is None):
-        raise ValueError(
-            f"pass exactly one of `lr` (absolute) and `lr_factor` (relative to 2N/lambda_max); got "
-            f"lr={lr!r}, lr_factor={lr_factor!r}."
-        )
-    if lr is not None:
-        lr = check_positive("lr", lr)
-    else:
-        lr_factor = check_positive("lr_factor", lr_factor)
-    divergence_factor = check_positive("divergence_factor", divergence_factor)
-    seed = check_int("seed", seed, minimum=0)
-    net = model if inplace else copy.deepcopy(model)
-    params = [(k, p) for k, p in net.named_parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("`model` has no trainable parameters (requires_grad).")
-    dtype, device = params[0][1].dtype, params[0][1].device
-    x = as_inputs(dtype, device, "x_train", x_train, sample_shape(net))
-    n = x.shape[0]
-    xt = None if x_test is None else as_inputs(dtype, device, "x_test", x_test, tuple(x.shape[1:]))
-    with torch.no_grad():
-        f0_train = net(x)
-    k = f0_train.shape[-1]
-    y = _targets(loss, y_train, n, k, dtype, device)
-    if batch_size is not None:
-        batch_size = check_int("batch_size", batch_size, minimum=1)
-        if batch_size > n:
-            raise ValueError(f"`batch_size` must be <= the number of training points {n}; got {batch_size!r}.")
-    if snapshot_steps is None:
-        snaps = _default_snapshots(steps)
-    else:
-        snaps = sorted({check_int("snapshot_steps", s, minimum=0) for s in snapshot_steps})
-        if snaps and snaps[-1] > steps:
-            raise ValueError(f"`snapshot_steps` must lie in 0..steps={steps}; got {snaps[-1]!r}.")
-
+    spec = _TrainSpec.from_arguments(
+        model, x_train, y_train, steps=steps, lr=lr, lr_factor=lr_factor, loss=loss, batch_size=batch_size,
+        x_test=x_test, snapshot_steps=snapshot_steps, measure_ntk=measure_ntk, linearized=linearized,
+        ntk_method=ntk_method, divergence_factor=divergence_factor, seed=seed, inplace=inplace)
     started = time.perf_counter()
-    x_all = x if xt is None else torch.cat([x, xt])
-    theta0_all = None
-    need_flat = linearized or lr is None
-    if need_flat:
-        with exact_matmul():
-            full = ntk(net, x_all, x, method=ntk_method, outputs="full")  # (N+M, N, k, k)
-        theta0_all = full.permute(0, 2, 1, 3).reshape(x_all.shape[0] * k, n * k)
-        lam_max = torch.linalg.eigvalsh(theta0_all[: n * k]).max().item()
-    else:
-        lam_max = float("nan")
-    lr_critical = 2.0 * n / lam_max if need_flat else float("nan")
-    if lr is None:
-        lr = lr_factor * lr_critical
+    theta0_all, lam_max, lr_critical = _initial_kernel(spec)
+    lr = spec.lr if spec.lr is not None else spec.lr_factor * lr_critical
+    recorder = _Recorder(spec)
+    stepper = _Stepper(spec, lr, theta0_all)
+    for step in range(spec.steps + 1):
+        recorder.snapshot_due(step, stepper.f_lin)
+        if step == spec.steps or recorder.all_diverged:
+            if recorder.pending and step < spec.steps:
+                continue  # keep recording NaN snapshots until the last requested step
+            break
+        idx = stepper.next_batch()
+        if recorder.network.alive:
+            value = stepper.network_loss(idx)
+            lv = value.item()
+            recorder.loss_trace[step] = lv
+            if not recorder.network.diverges(step, lv):
+                stepper.network_update(value)
+        if spec.linearized and recorder.linearized.alive:
+            lv_lin, g = stepper.linear_loss(idx)
+            if not recorder.linearized.diverges(step, lv_lin):
+                stepper.linear_update(idx, g)
+    seconds = time.perf_counter() - started
+    return _dataset(recorder.rec, list(spec.snapshots), recorder.loss_trace, spec.n,
+                    None if spec.x_test is None else spec.x_test.shape[0], spec.k, spec.params,
+                    spec.measure_ntk, spec.linearized, spec.net, dict(
+                        lr=lr, lr_factor=float("nan") if spec.lr_factor is None else spec.lr_factor,
+                        lr_critical=lr_critical, lambda_max=lam_max, loss=spec.loss,
+                        batch_size=-1 if spec.batch_size is None else spec.batch_size, steps=spec.steps,
+                        seed=spec.seed, divergence_factor=spec.divergence_factor,
+                        diverged_step=recorder.network.step, diverged_loss=recorder.network.loss,
+                        diverged_step_linearized=recorder.linearized.step,
+                        diverged_loss_linearized=recorder.linearized.loss,
+                        seconds=seconds, ntk_method=spec.ntk_method))
 
-    theta0 = [p.detach().clone() for _, p in params]
-    norm0 = [t.norm().item() for t in theta0]
-    total0 = math.sqrt(sum(v * v for v in norm0))
-    with torch.no_grad():
-        f_lin = torch.cat([f0_train, net(xt)]) if xt is not None else f0_train.clone()
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    order, cursor = torch.randperm(n, generator=gen), 0
 
-    rec: dict[str, list] = {key: [] for key in (
-        "loss", "loss_linearized", "output_train", "output_train_linearized", "output_test",
-        "output_test_linearized", "param_relative_change", "param_relative_change_layer", "ntk_empirical",
-        "diverged", "diverged_linearized")}
-    loss_trace = np.full(steps, np.nan)
-    loss0 = None
-    div_step, div_loss, div_step_lin, div_loss_lin = -1, float("nan"), -1, float("nan")
-    nan_out = torch.full((n, k), float("nan"), dtype=dtype, device=device)
+@dataclasses.dataclass(frozen=True, eq=False)
+class _TrainSpec:
+    """The checked arguments of :func:`train`, with the network to train and its data as tensors.
 
-    def snapshot() -> None:
-        alive = div_step < 0
+    Attributes
+    ----------
+    net
+        The network that is trained (``model`` itself or a copy).
+    params
+        Its trainable ``(name, parameter)`` pairs, in ``named_parameters`` order (at least one).
+    x, y
+        Training inputs (N, ...) and targets (N, k) (MSE) or labels (N,) (cross-entropy), on the
+        parameters' dtype and device.
+    x_test
+        Test inputs (M, ...) or None.
+    f0_train
+        The network's outputs on ``x`` at initialisation, (N, k).
+    steps, lr, lr_factor, loss, batch_size, measure_ntk, linearized, ntk_method, divergence_factor, seed
+        As for :func:`train` (exactly one of ``lr`` and ``lr_factor`` is not None).
+    snapshots
+        The sorted distinct snapshot steps.
+    """
+
+    net: nn.Module
+    params: list[tuple[str, nn.Parameter]]
+    x: torch.Tensor
+    y: torch.Tensor
+    x_test: torch.Tensor | None
+    f0_train: torch.Tensor
+    steps: int
+    lr: float | None
+    lr_factor: float | None
+    loss: str
+    batch_size: int | None
+    snapshots: tuple[int, ...]
+    measure_ntk: bool
+    linearized: bool
+    ntk_method: str
+    divergence_factor: float
+    seed: int
+
+    @property
+    def n(self) -> int:
+        """Number of training points."""
+        return self.x.shape[0]
+
+    @property
+    def k(self) -> int:
+        """Number of outputs."""
+        return self.f0_train.shape[-1]
+
+    @classmethod
+    def from_arguments(cls, model, x_train, y_train, *, steps, lr, lr_factor, loss, batch_size, x_test,
+                       snapshot_steps, measure_ntk, linearized, ntk_method, divergence_factor, seed,
+                       inplace) -> _TrainSpec:
+        """Check the arguments of :func:`train` (in its order) and copy the model unless ``inplace``.
+
+        Parameters
+        ----------
+        model, x_train, y_train, steps, lr, lr_factor, loss, batch_size, x_test, snapshot_steps
+            As for :func:`train`.
+        measure_ntk, linearized, ntk_method, divergence_factor, seed, inplace
+            As for :func:`train`.
+
+        Returns
+        -------
+        _TrainSpec
+
+        Raises
+        ------
+        TypeError, ValueError
+            As documented by :func:`train`.
+        """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
+        steps = check_int("steps", steps)
+        if steps < 1:
+            raise ValueError(
+                f"`steps` must be an integer >= 1 (the number of updates); got {steps!r}. To measure the network at "
+                "initialisation without training, call empirical.ntk / empirical.nngp on it."
+            )
+        loss = check_choice("loss", loss, LOSSES)
+        if (lr is None) == (lr_factor is None):
+            raise ValueError(
+                f"pass exactly one of `lr` (absolute) and `lr_factor` (relative to 2N/lambda_max); got "
+                f"lr={lr!r}, lr_factor={lr_factor!r}."
+            )
+        if lr is not None:
+            lr = check_positive("lr", lr)
+        else:
+            lr_factor = check_positive("lr_factor", lr_factor)
+        divergence_factor = check_positive("divergence_factor", divergence_factor)
+        seed = check_int("seed", seed, minimum=0)
+        net = model if inplace else copy.deepcopy(model)
+        params = [(k, p) for k, p in net.named_parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("`model` has no trainable parameters (requires_grad).")
+        dtype, device = params[0][1].dtype, params[0][1].device
+        x = as_inputs(dtype, device, "x_train", x_train, sample_shape(net))
+        n = x.shape[0]
+        xt = None if x_test is None else as_inputs(dtype, device, "x_test", x_test, tuple(x.shape[1:]))
+        with torch.no_grad():
+            f0_train = net(x)
+        k = f0_train.shape[-1]
+        y = _targets(loss, y_train, n, k, dtype, device)
+        if batch_size is not None:
+            batch_size = check_int("batch_size", batch_size, minimum=1)
+            if batch_size > n:
+                raise ValueError(f"`batch_size` must be <= the number of training points {n}; got {batch_size!r}.")
+        if snapshot_steps is None:
+            snaps = _default_snapshots(steps)
+        else:
+            snaps = sorted({check_int("snapshot_steps", s, minimum=0) for s in snapshot_steps})
+            if snaps and snaps[-1] > steps:
+                raise ValueError(f"`snapshot_steps` must lie in 0..steps={steps}; got {snaps[-1]!r}.")
+        return cls(net=net, params=params, x=x, y=y, x_test=xt, f0_train=f0_train, steps=steps, lr=lr,
+                   lr_factor=lr_factor, loss=loss, batch_size=batch_size, snapshots=tuple(snaps),
+                   measure_ntk=measure_ntk, linearized=linearized, ntk_method=ntk_method,
+                   divergence_factor=divergence_factor, seed=seed)
+
+
+def _initial_kernel(spec: _TrainSpec) -> tuple[torch.Tensor | None, float, float]:
+    """The NTK block Theta_0(X and X*, X) at initialisation, when the run needs it, and its scale.
+
+    Parameters
+    ----------
+    spec
+        The run.
+
+    Returns
+    -------
+    tuple
+        ``(theta0_all, lambda_max, lr_critical)``: the flattened ((N + M) k, N k) block (None
+        unless the linearised model is trained or ``lr_factor`` is given), the top eigenvalue of
+        its training part and ``2 N / lambda_max`` (both NaN when the block is not computed).
+    """
+    if not (spec.linearized or spec.lr is None):
+        return None, float("nan"), float("nan")
+    x, n, k = spec.x, spec.n, spec.k
+    x_all = x if spec.x_test is None else torch.cat([x, spec.x_test])
+    with exact_matmul():
+        full = ntk(spec.net, x_all, x, method=spec.ntk_method, outputs="full")  # (N+M, N, k, k)
+    theta0_all = full.permute(0, 2, 1, 3).reshape(x_all.shape[0] * k, n * k)
+    lam_max = torch.linalg.eigvalsh(theta0_all[: n * k]).max().item()
+    return theta0_all, lam_max, 2.0 * n / lam_max
+
+
+@dataclasses.dataclass
+class _Divergence:
+    """Divergence record of one model: the test of each update's loss, and where it failed.
+
+    Attributes
+    ----------
+    factor
+        ``divergence_factor`` of :func:`train`.
+    loss0
+        The loss of the first update (None before it).
+    step, loss
+        The step and loss at which the model diverged (-1 and NaN while it has not).
+    """
+
+    factor: float
+    loss0: float | None = None
+    step: int = -1
+    loss: float = float("nan")
+
+    @property
+    def alive(self) -> bool:
+        """True while the model has not diverged."""
+        return self.step < 0
+
+    def diverges(self, step: int, value: float) -> bool:
+        """Test the loss ``value`` an update at ``step`` was computed from; record a divergence.
+
+        Parameters
+        ----------
+        step
+            The update's index.
+        value
+            Its loss (the first one tested becomes ``loss0``).
+
+        Returns
+        -------
+        bool
+            True, and the step and loss recorded, if ``value`` is not finite or exceeds
+            ``factor * (loss0 + 1)``: the update must then not be applied.
+        """
+        if self.loss0 is None:
+            self.loss0 = value
+        if not math.isfinite(value) or value > self.factor * (self.loss0 + 1.0):
+            self.step, self.loss = step, value
+            return True
+        return False
+
+
+class _Stepper:
+    """One optimisation step of the network and of its linearisation, and the minibatch order.
+
+    The network takes a gradient step on its parameters; the linearised model a step in function
+    space, ``f_lin <- f_lin - lr Theta_0(., X_B) dL/df(X_B)`` (see :func:`train`).
+
+    Parameters
+    ----------
+    spec
+        The run.
+    lr
+        The learning rate.
+    theta0_all
+        The flattened NTK block of :func:`_initial_kernel` (None unless the linearised model is
+        trained or ``lr_factor`` is given).
+
+    Attributes
+    ----------
+    f_lin
+        The linearised model's outputs on the training then the test inputs, ((N + M), k),
+        updated in place.
+    """
+
+    def __init__(self, spec: _TrainSpec, lr: float, theta0_all: torch.Tensor | None) -> None:
+        self.spec, self.lr, self.theta0_all = spec, lr, theta0_all
+        xt = spec.x_test
+        with torch.no_grad():
+            self.f_lin = torch.cat([spec.f0_train, spec.net(xt)]) if xt is not None else spec.f0_train.clone()
+        self._gen = torch.Generator(device="cpu").manual_seed(spec.seed)
+        self._order, self._cursor = torch.randperm(spec.n, generator=self._gen), 0
+
+    def next_batch(self) -> torch.Tensor | None:
+        """Indices of the next minibatch (None for full-batch GD), reshuffled every epoch.
+
+        Returns
+        -------
+        torch.Tensor or None
+            ``batch_size`` training indices, drawn without replacement within an epoch.
+        """
+        bs, n = self.spec.batch_size, self.spec.n
+        if bs is None:
+            return None
+        if self._cursor + bs > n:
+            self._order, self._cursor = torch.randperm(n, generator=self._gen), 0
+        idx = self._order[self._cursor : self._cursor + bs].to(self.spec.x.device)
+        self._cursor += bs
+        return idx
+
+    def _batch_targets(self, idx: torch.Tensor | None) -> torch.Tensor:
+        return self.spec.y if idx is None else self.spec.y[idx]
+
+    def network_loss(self, idx: torch.Tensor | None) -> torch.Tensor:
+        """The network's loss on the batch, with its autograd graph.
+
+        Parameters
+        ----------
+        idx
+            Batch indices from :meth:`next_batch`.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
+        x = self.spec.x
+        out = self.spec.net(x if idx is None else x[idx])
+        return _loss_and_grad_f(self.spec.loss, out, self._batch_targets(idx))[0]
+
+    def network_update(self, value: torch.Tensor) -> None:
+        """``theta <- theta - lr grad value`` for every trainable parameter that ``value`` uses.
+
+        Parameters
+        ----------
+        value
+            The loss from :meth:`network_loss`.
+        """
+        params = self.spec.params
+        grads = torch.autograd.grad(value, [p for _, p in params], allow_unused=True)
+        with torch.no_grad():
+            for (_, p), g in zip(params, grads):
+                if g is not None:  # None: unused, e.g. NTK-parameterised biases at sigma_b = 0
+                    p.sub_(self.lr * g)
+
+    def linear_loss(self, idx: torch.Tensor | None) -> tuple[float, torch.Tensor]:
+        """The linearised model's loss on the batch and dL/df there.
+
+        Parameters
+        ----------
+        idx
+            Batch indices from :meth:`next_batch`.
+
+        Returns
+        -------
+        tuple
+            ``(loss, dL/df)``: a float and a (B, k) tensor.
+        """
+        with torch.no_grad():
+            fb = self.f_lin[: self.spec.n] if idx is None else self.f_lin[idx]
+            value, g = _loss_and_grad_f(self.spec.loss, fb, self._batch_targets(idx))
+            return value.item(), g
+
+    def linear_update(self, idx: torch.Tensor | None, g: torch.Tensor) -> None:
+        """``f_lin <- f_lin - lr Theta_0(., X_B) g`` on the training and test inputs, in place.
+
+        Parameters
+        ----------
+        idx
+            Batch indices from :meth:`next_batch`.
+        g
+            dL/df on the batch, from :meth:`linear_loss`.
+        """
+        n, k, theta = self.spec.n, self.spec.k, self.theta0_all
+        with torch.no_grad():
+            cols = theta if idx is None else theta.view(-1, n, k)[:, idx].reshape(-1, len(idx) * k)
+            self.f_lin -= self.lr * (cols @ g.reshape(-1)).view(-1, k)
+
+
+class _Recorder:
+    """What :func:`train` records: the snapshots, the loss trace and the divergence records.
+
+    At each snapshot step: the losses and outputs of both models, the relative parameter drift
+    from initialisation (total and per parameter), the empirical NTK of the training inputs
+    (``measure_ntk``) and whether each model has diverged; a diverged model's entries are NaN.
+
+    Parameters
+    ----------
+    spec
+        The run; the parameters at construction are the reference of the drift.
+
+    Attributes
+    ----------
+    rec
+        Lists per recorded quantity, one entry per snapshot taken (the layout ``_dataset`` reads).
+    loss_trace
+        The network's loss at each update (NaN after divergence).
+    network, linearized
+        The :class:`_Divergence` records of the two models.
+    """
+
+    def __init__(self, spec: _TrainSpec) -> None:
+        self.spec = spec
+        self._theta0 = [p.detach().clone() for _, p in spec.params]
+        self._norm0 = [t.norm().item() for t in self._theta0]
+        self._total0 = math.sqrt(sum(v * v for v in self._norm0))
+        self.rec: dict[str, list] = {key: [] for key in (
+            "loss", "loss_linearized", "output_train", "output_train_linearized", "output_test",
+            "output_test_linearized", "param_relative_change", "param_relative_change_layer", "ntk_empirical",
+            "diverged", "diverged_linearized")}
+        self.loss_trace = np.full(spec.steps, np.nan)
+        self.network = _Divergence(spec.divergence_factor)
+        self.linearized = _Divergence(spec.divergence_factor)
+        self._nan_out = torch.full((spec.n, spec.k), float("nan"), dtype=spec.x.dtype, device=spec.x.device)
+        self._snaps = iter(spec.snapshots)
+        self._next = next(self._snaps, None)
+
+    @property
+    def pending(self) -> bool:
+        """True while snapshot steps remain."""
+        return self._next is not None
+
+    @property
+    def all_diverged(self) -> bool:
+        """True once every trained model has diverged."""
+        return not self.network.alive and (not self.spec.linearized or not self.linearized.alive)
+
+    def snapshot_due(self, step: int, f_lin: torch.Tensor) -> None:
+        """Take the snapshot of ``step`` if it is a snapshot step.
+
+        Parameters
+        ----------
+        step
+            The number of updates made so far.
+        f_lin
+            The linearised model's current outputs (training then test inputs).
+        """
+        while self._next is not None and self._next == step:
+            self._snapshot(f_lin)
+            self._next = next(self._snaps, None)
+
+    def _snapshot(self, f_lin: torch.Tensor) -> None:
+        spec, rec, nan_out = self.spec, self.rec, self._nan_out
+        net, x, xt, n, k = spec.net, spec.x, spec.x_test, spec.n, spec.k
+        alive = self.network.alive
         with torch.no_grad():
             out_train = net(x) if alive else nan_out
-            rec["loss"].append(_loss_and_grad_f(loss, out_train, y)[0].item() if alive else float("nan"))
+            rec["loss"].append(_loss_and_grad_f(spec.loss, out_train, spec.y)[0].item() if alive else float("nan"))
             rec["output_train"].append(out_train.cpu().numpy())
             if xt is not None:
                 rec["output_test"].append(net(xt).cpu().numpy() if alive else np.full((xt.shape[0], k), np.nan))
-            changes = [(p.detach() - t0).norm().item() for (_, p), t0 in zip(params, theta0)]
+            changes = [(p.detach() - t0).norm().item() for (_, p), t0 in zip(spec.params, self._theta0)]
             rec["param_relative_change"].append(
-                math.sqrt(sum(c * c for c in changes)) / total0 if alive else float("nan")
+                math.sqrt(sum(c * c for c in changes)) / self._total0 if alive else float("nan")
             )
             rec["param_relative_change_layer"].append(
-                [c / v if v > 0 and alive else float("nan") for c, v in zip(changes, norm0)]
+                [c / v if v > 0 and alive else float("nan") for c, v in zip(changes, self._norm0)]
             )
-        if measure_ntk:
+        if spec.measure_ntk:
             rec["ntk_empirical"].append(
-                ntk(net, x, method=ntk_method).cpu().numpy() if alive else np.full((n, n), np.nan)
+                ntk(net, x, method=spec.ntk_method).cpu().numpy() if alive else np.full((n, n), np.nan)
             )
-        lin_alive = div_step_lin < 0
-        if linearized:
+        lin_alive = self.linearized.alive
+        if spec.linearized:
             fl = f_lin[:n] if lin_alive else nan_out
-            rec["loss_linearized"].append(_loss_and_grad_f(loss, fl, y)[0].item() if lin_alive else float("nan"))
+            rec["loss_linearized"].append(
+                _loss_and_grad_f(spec.loss, fl, spec.y)[0].item() if lin_alive else float("nan"))
             rec["output_train_linearized"].append(fl.cpu().numpy().copy())  # f_lin is updated in place
             if xt is not None:
                 rec["output_test_linearized"].append(
                     f_lin[n:].cpu().numpy().copy() if lin_alive else np.full((xt.shape[0], k), np.nan)
                 )
         rec["diverged"].append(not alive)
-        rec["diverged_linearized"].append(linearized and not lin_alive)
-
-    snap_iter = iter(snaps)
-    next_snap = next(snap_iter, None)
-    for step in range(steps + 1):
-        while next_snap is not None and next_snap == step:
-            snapshot()
-            next_snap = next(snap_iter, None)
-        if step == steps or (div_step >= 0 and (not linearized or div_step_lin >= 0)):
-            if next_snap is not None and step < steps:
-                continue  # keep recording NaN snapshots until the last requested step
-            break
-        if batch_size is None:
-            idx = None
-        else:
-            if cursor + batch_size > n:
-                order, cursor = torch.randperm(n, generator=gen), 0
-            idx = order[cursor : cursor + batch_size].to(device)
-            cursor += batch_size
-        xb = x if idx is None else x[idx]
-        yb = y if idx is None else y[idx]
-        if div_step < 0:
-            out = net(xb)
-            value, _ = _loss_and_grad_f(loss, out, yb)
-            lv = value.item()
-            loss_trace[step] = lv
-            loss0 = lv if loss0 is None else loss0
-            if not math.isfinite(lv) or lv > divergence_factor * (loss0 + 1.0):
-                div_step, div_loss = step, lv
-            else:
-                grads = torch.autograd.grad(value, [p for _, p in params], allow_unused=True)
-                with torch.no_grad():
-                    for (_, p), g in zip(params, grads):
-                        if g is not None:  # None: unused, e.g. NTK-parameterised biases at sigma_b = 0
-                            p.sub_(lr * g)
-        if linearized and div_step_lin < 0:
-            with torch.no_grad():
-                fb = f_lin[:n] if idx is None else f_lin[idx]
-                lv_lin, g = _loss_and_grad_f(loss, fb, yb)
-                lv_lin = lv_lin.item()
-                if step == 0:
-                    loss0_lin = lv_lin
-                if not math.isfinite(lv_lin) or lv_lin > divergence_factor * (loss0_lin + 1.0):
-                    div_step_lin, div_loss_lin = step, lv_lin
-                else:
-                    cols = theta0_all if idx is None else theta0_all.view(-1, n, k)[:, idx].reshape(-1, len(idx) * k)
-                    f_lin -= lr * (cols @ g.reshape(-1)).view(-1, k)
-    seconds = time.perf_counter() - started
-    return _dataset(rec, snaps, loss_trace, x.shape[0], None if xt is None else xt.shape[0], k, params,
-                    measure_ntk, linearized, net, dict(
-                        lr=lr, lr_factor=float("nan") if lr_factor is None else lr_factor,
-                        lr_critical=lr_critical, lambda_max=lam_max, loss=loss,
-                        batch_size=-1 if batch_size is None else batch_size, steps=steps, seed=seed,
-                        divergence_factor=divergence_factor, diverged_step=div_step, diverged_loss=div_loss,
-                        diverged_step_linearized=div_step_lin, diverged_loss_linearized=div_loss_lin,
-                        seconds=seconds, ntk_method=ntk_method))
+        rec["diverged_linearized"].append(spec.linearized and not lin_alive)
 
 
 def _targets(loss: str, y_train, n: int, k: int, dtype, device) -> torch.Tensor:
