@@ -42,11 +42,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from . import _gauss
+from ._meanfield_kernels import length_kernels, solve_correlation, solve_correlation_table, solve_length_table
+from ._quadrature import bivariate_expectation
+from ._validate import check_int, check_nonnegative, check_positive
 from .activations import Activation, ActivationSpec, get_activation
 
 __all__ = ["PHASE_CODES", "MeanField", "critical_sigma_w2", "mean_field", "meanfield_trajectory"]
@@ -93,8 +96,6 @@ def _variance_array(name: str, value: object, *, positive: bool) -> np.ndarray:
 
 
 def _check_tol(name: str, value: object) -> float:
-    from ._validate import check_nonnegative
-
     return check_nonnegative(name, value)
 
 
@@ -123,8 +124,6 @@ def _chi_1_at_infinity(act: Activation, sw2: np.ndarray) -> np.ndarray:
 
 def _length_fixed_points(act: Activation, sw2: np.ndarray, sb2: np.ndarray):
     """(q*, chi_1, slope of the length map at q*, diverged) for flat arrays."""
-    from ._meanfield_kernels import length_kernels, solve_length_table
-
     kern = length_kernels(act)
     q1 = sw2 + sb2
     q_max = _Q_DIVERGE * (1.0 + q1)
@@ -164,8 +163,6 @@ def _log_grid(q_top: float, size: int) -> tuple[np.ndarray, float]:
 
 def _moment_table(act: Activation, q_top: float) -> tuple[np.ndarray, float]:
     """(E[phi^2], E[phi'^2], E[phi phi'']) on the log1p grid up to q_top, and its step."""
-    from ._meanfield_kernels import length_kernels
-
     q, h = _log_grid(q_top, _TABLE_SIZE)
     table = np.empty((q.size, 3))
     m0, m1, m2 = np.empty_like(q), np.empty_like(q), np.empty_like(q)
@@ -226,8 +223,6 @@ def _correlation_closed_form(act, sw2, q, g):
 
 def _correlation_series(act, sw2, q, g, ladder=_K_LADDER):
     """Mehler-series solve (see ``solve_correlation``) with growing degree, then polishing."""
-    from ._meanfield_kernels import solve_correlation
-
     c = np.full_like(q, np.nan)
     chi_c = np.full_like(q, np.nan)
     todo = np.arange(q.size)
@@ -253,8 +248,6 @@ def _correlation_series(act, sw2, q, g, ladder=_K_LADDER):
 
 def _correlation_table(act, sw2, q, g):
     """Fast path: Hermite coefficients tabulated in q, interpolated at each q*."""
-    from ._meanfield_kernels import solve_correlation_table
-
     q_top = float(np.max(q))
     a2 = _squared_coefficients(act, np.array([q_top]), _K_LADDER[-1])[0]
     k = np.arange(a2.size)
@@ -281,11 +274,6 @@ def _correlation_table(act, sw2, q, g):
 
 def _polish(act, sw2, q, g, c):
     """Newton steps on sw2 (g - E[phi phi](c)) - q (1 - c) with direct bivariate quadrature."""
-    try:
-        from ._quadrature import bivariate_expectation
-    except ImportError:  # pragma: no cover - the series value is returned as it is
-        _, chi = _correlation_series_slope(act, sw2, q, c)
-        return c, chi
     bp = act.kinks
     for _ in range(2):
         pp = bivariate_expectation(act.phi, act.phi, q, q, c * q, breakpoints=bp)
@@ -296,12 +284,6 @@ def _polish(act, sw2, q, g, c):
             c = np.clip(np.where(fp != 0, c - f / fp, c), 0.0, 1.0)
     dd = bivariate_expectation(act.dphi, act.dphi, q, q, c * q, breakpoints=bp)
     return c, sw2 * dd
-
-
-def _correlation_series_slope(act, sw2, q, c):  # pragma: no cover - fallback only
-    a2 = _squared_coefficients(act, q, _K_LADDER[-1])
-    k = np.arange(a2.shape[1])
-    return c, sw2 / q * np.sum(k * a2 * c[:, None] ** np.maximum(k - 1, 0), axis=1)
 
 
 # ---------------------------------------------------------------------- public API
@@ -479,35 +461,90 @@ def critical_sigma_w2(activation: ActivationSpec, sigma_b2: object = 0.0, *, xto
     xtol = _check_tol("xtol", xtol)
     sb2 = np.ascontiguousarray(sb2_in, dtype=np.float64).reshape(-1)
 
-    def excess(w2: np.ndarray, b2: np.ndarray) -> np.ndarray:
-        return _length_only(act, w2, b2)[1] - 1.0
+    def excess(w2: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return _length_only(act, w2, sb2[idx])[1] - 1.0
 
-    lo = np.full_like(sb2, 1e-8)
-    hi = np.ones_like(sb2)
-    f_lo = excess(lo, sb2)
-    f_hi = excess(hi, sb2)
-    # grow hi until chi_1 > 1 (chi_1 grows with sigma_w^2)
-    for _ in range(25):
-        grow = (f_hi < 0) & (hi < 1e6)
+    root = _increasing_roots(excess, sb2.size, lo=1e-8, hi=1.0, hi_max=1e6, xtol=xtol)
+    root = np.where(sb2 == 0.0, _unbiased_boundary(act, root), root).reshape(sb2_in.shape)
+    return float(root) if root.ndim == 0 else root
+
+
+def _increasing_roots(
+    func: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    size: int,
+    *,
+    lo: float,
+    hi: float,
+    hi_max: float,
+    xtol: float,
+    grow_steps: int = 25,
+    maxiter: int = 200,
+) -> np.ndarray:
+    """Roots of ``size`` increasing functions, vectorised: upward bracketing, then Illinois steps.
+
+    The mean-field analysis's one bracketing root finder in numpy (the compiled correlation-map
+    solve in ``_meanfield_kernels`` uses a safeguarded Newton step, which needs the derivative).
+    Each bracket starts as [lo, hi]; hi doubles (lo taking its old value) while the function is
+    negative there and hi < ``hi_max``, at most ``grow_steps`` times. Bracketed roots are then
+    found by regula falsi with the Illinois modification (the retained end's value is halved when
+    the same side is kept twice), falling back to bisection when the secant point leaves the
+    bracket, until the bracket is at most ``xtol`` wide (its midpoint is returned) or a trial
+    value is exactly 0.
+
+    Parameters
+    ----------
+    func
+        ``func(x, idx)``: the values at the points ``x`` of the functions with indices ``idx``
+        (both 1-D, of the same length).
+    size
+        Number of functions.
+    lo, hi
+        The initial bracket, the same for every function.
+    hi_max
+        hi is not grown beyond the first doubling past this.
+    xtol
+        Absolute bracket width at which the iteration stops.
+    grow_steps, maxiter
+        Largest numbers of bracket doublings and of Illinois steps.
+
+    Returns
+    -------
+    ndarray
+        The roots, shape (size,); NaN where no sign change was bracketed.
+
+    Examples
+    --------
+    >>> roots = _increasing_roots(lambda x, i: x * x - np.array([2.0, 9.0])[i], 2, lo=0.0, hi=1.0,
+    ...                           hi_max=1e6, xtol=1e-14)
+    >>> bool(np.allclose(roots, [np.sqrt(2.0), 3.0], rtol=0, atol=1e-13))
+    True
+    """
+    every = np.arange(size)
+    lo = np.full(size, float(lo))
+    hi = np.full(size, float(hi))
+    f_lo = func(lo, every)
+    f_hi = func(hi, every)
+    for _ in range(grow_steps):
+        grow = (f_hi < 0) & (hi < hi_max)
         if not grow.any():
             break
         lo = np.where(grow, hi, lo)
         f_lo = np.where(grow, f_hi, f_lo)
         hi = np.where(grow, hi * 2.0, hi)
         idx = np.flatnonzero(grow)
-        f_hi[idx] = excess(hi[idx], sb2[idx])
+        f_hi[idx] = func(hi[idx], idx)
     valid = (f_lo <= 0) & (f_hi >= 0)
     root = np.where(f_lo == 0, lo, np.where(f_hi == 0, hi, np.nan))
     active = np.flatnonzero(valid & np.isnan(root))
-    side = np.zeros(sb2.size, dtype=np.int8)
-    for _ in range(200):
+    side = np.zeros(size, dtype=np.int8)
+    for _ in range(maxiter):
         if active.size == 0:
             break
         a, b, fa, fb = lo[active], hi[active], f_lo[active], f_hi[active]
         x = (a * fb - b * fa) / (fb - fa)
         bad = ~((x > a) & (x < b))
         x[bad] = 0.5 * (a[bad] + b[bad])
-        fx = excess(x, sb2[active])
+        fx = func(x, active)
         left = fx > 0  # root in [a, x]
         # Illinois modification: halve the stale end's value when the same side is kept twice
         s = side[active]
@@ -522,8 +559,7 @@ def critical_sigma_w2(activation: ActivationSpec, sigma_b2: object = 0.0, *, xto
         root[active[done]] = np.where(fx[done] == 0, x[done], 0.5 * (lo[active[done]] + hi[active[done]]))
         active = active[~done]
     root[active] = 0.5 * (lo[active] + hi[active])
-    root = np.where(sb2 == 0.0, _unbiased_boundary(act, root), root).reshape(sb2_in.shape)
-    return float(root) if root.ndim == 0 else root
+    return root
 
 
 def _unbiased_boundary(act: Activation, found: np.ndarray) -> np.ndarray:
@@ -579,9 +615,7 @@ def meanfield_trajectory(
     >>> [round(float(v), 6) for v in ds.c.values]
     [0.0, 0.31831, 0.493731]
     """
-    import xarray as xr
-
-    from ._validate import check_int, check_nonnegative, check_positive
+    import xarray as xr  # lazy: heavy, and `import ntktheory` does not otherwise load it
 
     act = get_activation(activation)
     a = np.asarray(x1, dtype=np.float64)
@@ -602,8 +636,6 @@ def meanfield_trajectory(
                                               np.array([q1, q2, q12]))
             e11, e22, e12 = (float(v) for v in pp)
         else:
-            from ._quadrature import bivariate_expectation
-
             e12 = float(bivariate_expectation(act.phi, act.phi, q1, q2, q12, breakpoints=act.kinks))
             e11, e22 = (float(_gauss.expect([act.phi, act.phi], v, breakpoints=act.kinks)) for v in (q1, q2))
         q1, q2, q12 = sw2 * e11 + sb2, sw2 * e22 + sb2, sw2 * e12 + sb2

@@ -172,6 +172,23 @@ def test_critical_sigma_w2_is_vectorised_and_chi_1_is_one_there():
     assert ntktheory.critical_sigma_w2("sigmoid", 0.0) == pytest.approx(103.0, abs=0.5)
 
 
+@pytest.mark.parametrize(("activation", "sigma_b2"), [("tanh", 0.05), ("tanh", 0.5), ("erf", 0.1), ("sigmoid", 0.1)])
+def test_critical_sigma_w2_is_brentq_on_chi_1(activation, sigma_b2):
+    # the vectorised Illinois root finder against scipy's brentq on the same chi_1 - 1, and the
+    # vectorised call against scalar ones (not bitwise: the quadrature rule is sized per batch)
+    from scipy import optimize
+
+    got = ntktheory.critical_sigma_w2(activation, sigma_b2)
+
+    def excess(sw2):
+        return float(ntktheory.mean_field(activation, sw2, sigma_b2).chi_1) - 1.0
+
+    want = optimize.brentq(excess, 0.9 * got, 1.1 * got, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
+    assert got == pytest.approx(want, rel=EXACT, abs=0.0)
+    both = ntktheory.critical_sigma_w2(activation, [sigma_b2, 0.2])
+    np.testing.assert_allclose(both, [got, ntktheory.critical_sigma_w2(activation, 0.2)], rtol=EXACT, atol=0.0)
+
+
 def test_relu_trajectory_matches_arccos_map_and_critical_power_law():
     ds = ntktheory.meanfield_trajectory([1.0, 1.0], [1.0, 0.0], activation="relu", depth=2000, sigma_w2=2.0)
     c = ds.c.values
