@@ -47,6 +47,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from . import _gauss
+from ._provenance import provenance
 from .activations import Activation, ActivationSpec, get_activation
 
 __all__ = ["PHASE_CODES", "MeanField", "critical_sigma_w2", "mean_field", "meanfield_trajectory"]
@@ -571,7 +572,9 @@ def meanfield_trajectory(
     Returns
     -------
     xarray.Dataset
-        Variables ``q1``, ``q2``, ``c`` on dim ``layer`` (1..depth + 1).
+        Variables ``q1``, ``q2``, ``c`` on dim ``layer`` (1..depth + 1); attrs: the provenance
+        (:func:`ntktheory._provenance.provenance`) and ``activation``, ``sigma_w2``, ``sigma_b2``,
+        ``depth``.
 
     Examples
     --------
@@ -614,5 +617,8 @@ def meanfield_trajectory(
     return xr.Dataset(
         {"q1": ("layer", np.array(qs1)), "q2": ("layer", np.array(qs2)), "c": ("layer", np.array(cs))},
         coords={"layer": layer},
-        attrs={"activation": act.name, "sigma_w2": sw2, "sigma_b2": sb2, "depth": depth},
+        attrs={**provenance({"activation": act.name, "expression": str(act.expression),
+                             "activation_params": dict(act.params), "depth": depth, "sigma_w2": sw2,
+                             "sigma_b2": sb2, "n_features": int(d)}, conventions="mean_field"),
+               "activation": act.name, "sigma_w2": sw2, "sigma_b2": sb2, "depth": depth},
     )
