@@ -65,8 +65,9 @@ NEGATIVE_EIGENVALUE_WARNING = 1e-8
 #: The ``conventions`` attr of every prediction Dataset (defined in :mod:`ntktheory._provenance`).
 CONVENTIONS = PREDICTION
 
-#: attrs of a kernel block that are not its network configuration (not compared between blocks).
-_PROVENANCE_KEYS = (*REQUIRED_KEYS, "x2_is_x1", "quadrature", "all_depths", "kernel_conventions")
+#: attrs of a kernel block that are not its network configuration (not compared between blocks);
+#: ``created`` is the creation time in Datasets written before the one provenance schema.
+_PROVENANCE_KEYS = (*REQUIRED_KEYS, "created", "x2_is_x1", "quadrature", "all_depths", "kernel_conventions")
 
 
 class KernelConditionWarning(UserWarning):
