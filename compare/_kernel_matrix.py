@@ -31,14 +31,17 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ntktheory._provenance import REQUIRED_KEYS
+
 from ._schema import provenance_attrs, to_json
 from ._store import KERNEL_VARIABLES, KernelMatrixStore
 from ._sweep import run_on_cluster, task_prefix, threads_per_task
 
 __all__ = ["KernelMatrixResult", "kernel_matrix"]
 
-#: Attrs of ``ntktheory.kernels`` that describe one call rather than the matrix.
-_PER_CALL_ATTRS = ("created", "quadrature")
+#: Attrs of ``ntktheory.kernels`` that describe one call rather than the matrix (the store has its own
+#: provenance).
+_PER_CALL_ATTRS = (*REQUIRED_KEYS, "quadrature")
 
 #: How the symmetric case is stored, in words (root attr ``storage``).
 _STORAGE = {
@@ -180,7 +183,7 @@ def kernel_matrix(
     }
     identity = to_json({"config": config, "task": "compare.kernel_matrix"})
     attrs = {
-        **provenance_attrs(config),
+        **provenance_attrs(config, conventions="architecture" if "architecture" in probe.attrs else "fully_connected"),
         **{k: v for k, v in probe.attrs.items() if k not in _PER_CALL_ATTRS},
         "block_size": block_size,
         "storage": _STORAGE[symmetric],

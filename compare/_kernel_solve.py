@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ntktheory._provenance import KERNEL_REGRESSION
+
 from ._kernel_matrix import _inputs, input_hash, network_config
 from ._schema import provenance_attrs
 from ._store import KERNEL_MATRIX, StoreMismatchError, _diff, check_identity
@@ -43,13 +45,8 @@ SOLVER_CHOICES = ("cg", "cholesky")
 #: CG restarts on the true residual when rounding left it above rtol.
 MAX_RESTARTS = 3
 
-CONVENTIONS = (
-    "t = inf kernel regression from a blocked kernel-matrix store: mean(x) = K(x, X) alpha with "
-    "(K(X, X) + r I) alpha = Y; K is the NTK (kernel='ntk': the trained infinite network's mean, "
-    "Lee et al. 2019 Eq. 16 at t = inf) or the NNGP (kernel='nngp': the NNGP posterior mean); "
-    "r = diag_reg tr(K)/N (neural-tangents' convention), or r = diag_reg with diag_reg_absolute. "
-    "relative_residual = |Y - (K + r I) alpha| / |Y| per output."
-)
+#: The ``conventions`` attr of :func:`predict_from_store`'s Datasets (defined in :mod:`ntktheory._provenance`).
+CONVENTIONS = KERNEL_REGRESSION
 
 
 def predict_from_store(
@@ -206,8 +203,7 @@ def predict_from_store(
                                    **({"test": np.arange(n_test)} if mean is not None else {})})
     out.attrs = {
         **provenance_attrs({**settings, "store": str(store), "test_store": None if test_store is None
-                            else str(test_store), "store_config": config}),
-        "conventions": CONVENTIONS,
+                            else str(test_store), "store_config": config}, conventions="kernel_regression"),
         **network_attrs,
         **settings,
         "diag_reg_value": reg,

@@ -14,7 +14,6 @@ Layout (the README's "Conventions", data layout)
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import platform
 from collections.abc import Mapping
@@ -22,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from ntktheory._provenance import SWEEP, provenance
 
 __all__ = [
     "CONFIG_DIMS",
@@ -34,23 +35,9 @@ __all__ = [
     "to_json",
 ]
 
-#: The mathematical conventions, in words (the README's "Conventions"), attached to every Dataset as ``conventions``.
-CONVENTIONS = (
-    "Fully-connected network, input x in R^d, depth = L hidden layers of width n, readout width k. "
-    "NTK parameterisation (default): h^1 = (sigma_w/sqrt(d)) W^1 x + sigma_b b^1; "
-    "h^{l+1} = (sigma_w/sqrt(n)) W^{l+1} phi(h^l) + sigma_b b^{l+1}, l = 1..L (l = L is the readout); "
-    "all W, b entries i.i.d. N(0, 1). Standard parameterisation: same forward function, trained "
-    "parameters W ~ N(0, sigma_w^2/fan_in), b ~ N(0, sigma_b^2). "
-    "NNGP: Sigma^1 = sigma_w^2 x.x'/d + sigma_b^2; Sigma^{l+1} = sigma_w^2 E[phi(u)phi(v)] + sigma_b^2. "
-    "NTK (NTK parameterisation): Theta^1 = Sigma^1; Theta^{l+1} = Sigma^{l+1} + "
-    "sigma_w^2 E[phi'(u)phi'(v)] Theta^l. Reported kernels are those of the readout, "
-    "Sigma^{L+1} and Theta^{L+1} (neural-tangents stax.serial(Dense, phi, ..., Dense(k)) with "
-    "W_std = sigma_w, b_std = sigma_b). Configuration grids are over variances sigma_w2 = sigma_w^2 "
-    "and sigma_b2 = sigma_b^2. Variables *_theory are infinite-width (analytic) values, "
-    "*_empirical are measured on finite torch networks. Diverged values are NaN with the flag "
-    "variable `diverged` True; failed tasks have `failed` True and the message in `error`. "
-    "Training: full-batch gradient descent on (1/2N)|f - Y|^2 (Lee et al. 2019, arXiv:1902.06720)."
-)
+#: The mathematical conventions of sweeps and recipes, in words (the README's "Conventions"), attached to
+#: their Datasets as ``conventions``; defined in :mod:`ntktheory._provenance` with the other families.
+CONVENTIONS = SWEEP
 
 #: ``long_name``, ``units`` and ``description`` of every variable and coordinate a sweep writes
 #: (CF-style attrs; all quantities are dimensionless, units "1"; text variables have no units).
@@ -133,8 +120,12 @@ def provenance_attrs(
     device: str | None = None,
     dtype: str | None = None,
     created: str | None = None,
+    conventions: str = "sweep",
 ) -> dict[str, str]:
-    """The attrs every Dataset carries, as strings (NetCDF- and Zarr-safe).
+    """The attrs every compare Dataset carries, as strings (NetCDF- and Zarr-safe).
+
+    :func:`ntktheory._provenance.provenance` (the one schema of every ntkgap Dataset) plus the
+    versions of the packages a sweep runs on.
 
     Parameters
     ----------
@@ -145,29 +136,21 @@ def provenance_attrs(
     created
         ISO-8601 creation time; now (UTC) when None. A resumed sweep passes the time its store was
         created, so that the finished dataset does not depend on interruptions.
+    conventions
+        The family of conventions texts (a key of :data:`ntktheory._provenance.CONVENTIONS`);
+        ``"sweep"`` (:data:`CONVENTIONS`) by default.
 
     Returns
     -------
     dict
-        ``conventions``, ``ntkgap_version``, ``package_versions`` (JSON), ``python``,
-        ``creation_time``, ``config`` (JSON) and, when given, ``seeds`` (JSON), ``device``, ``dtype``.
+        ``conventions``, ``ntkgap_version``, ``creation_time``, ``config`` (JSON) and, when given,
+        ``seeds`` (JSON), ``device``, ``dtype``; then ``package_versions`` (JSON) and ``python``.
     """
-    versions = _package_versions()
-    attrs = {
-        "conventions": CONVENTIONS,
-        "ntkgap_version": versions["ntkgap"],
-        "package_versions": to_json(versions),
+    return {
+        **provenance(config, conventions=conventions, seeds=seeds, device=device, dtype=dtype, created=created),
+        "package_versions": to_json(_package_versions()),
         "python": platform.python_version(),
-        "creation_time": created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": to_json(dict(config or {})),
     }
-    if seeds is not None:
-        attrs["seeds"] = to_json(list(np.atleast_1d(seeds).tolist()))
-    if device is not None:
-        attrs["device"] = str(device)
-    if dtype is not None:
-        attrs["dtype"] = str(dtype)
-    return attrs
 
 
 def describe_variables(ds: xr.Dataset) -> xr.Dataset:

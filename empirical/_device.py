@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import torch
 
-CONVENTIONS = (
-    "Fully-connected network, depth L hidden layers of width n, readout width k. "
-    "NTK parameterisation: h^1 = sigma_w/sqrt(d) W^1 x + sigma_b b^1, "
-    "h^{l+1} = sigma_w/sqrt(n) W^{l+1} phi(h^l) + sigma_b b^{l+1}, all W, b ~ N(0, 1). "
-    "Standard parameterisation: same forward function, trained parameters W ~ N(0, sigma_w^2/fan_in), "
-    "b ~ N(0, sigma_b^2) (biases trained even when sigma_b = 0). Empirical NTK: "
-    "Theta(x, x') = sum_p df(x)/dp df(x')/dp over trained parameters p; empirical NNGP of the readout: "
-    "sigma_w^2/n phi(h^L(x)).phi(h^L(x')) + sigma_b^2. Reported per output: mean over the k diagonal "
-    "output blocks unless outputs='full' or 'trace'. Networks from empirical.build follow ntktheory.layers: "
-    "Conv h = (sigma_w/sqrt(C_in k_h k_w)) W * z + sigma_b b (NTK parameterisation; zero padding for 'same', "
-    "extra row/column after), AvgPool/GlobalAvgPool means, Flatten in (C, H, W) order, LayerNorm over channels "
-    "without affine (eps 1e-12), Residual z + f(z); images NCHW."
-)
+from ntktheory._provenance import EMPIRICAL
+from ntktheory._provenance import provenance as _provenance
+
+#: The ``conventions`` attr of every Dataset that empirical writes (defined in :mod:`ntktheory._provenance`).
+CONVENTIONS = EMPIRICAL
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -83,16 +74,30 @@ def exact_matmul() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32 = cudnn
 
 
-def provenance(device: torch.device, dtype: torch.dtype) -> dict[str, str]:
-    """attrs shared by every Dataset that empirical writes."""
-    from ntktheory._version import __version__
+def provenance(
+    config: Mapping[str, object] | None,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    seeds: object = None,
+) -> dict[str, str]:
+    """attrs shared by every Dataset that empirical writes.
 
-    return {
-        "conventions": CONVENTIONS,
-        "package": "ntkgap.empirical",
-        "version": __version__,
-        "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "device": str(device),
-        "dtype": str(dtype).replace("torch.", ""),
-    }
+    Parameters
+    ----------
+    config
+        The full configuration (JSON types only), stored as JSON text under ``config``.
+    device, dtype
+        Where and in which precision the network ran.
+    seeds
+        The seeds of the networks measured (stored as a JSON list), or None.
+
+    Returns
+    -------
+    dict
+        The provenance of :func:`ntktheory._provenance.provenance` with the ``"empirical"``
+        conventions, ``device``, ``dtype`` (``"float64"``, ...), ``seeds`` when given, and
+        ``torch_version``.
+    """
+    return {**_provenance(config, conventions="empirical", device=device, dtype=dtype, seeds=seeds),
+            "torch_version": torch.__version__}

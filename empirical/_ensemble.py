@@ -175,10 +175,10 @@ def _dataset(data: dict, seed_list: list[int], cfg: dict, param: torch.Tensor) -
         ds[f"{name}_mean"] = (("x1", "x2"), values.mean(axis=0))
         ds[f"{name}_var"] = (("x1", "x2"), var)
         ds[f"{name}_sem"] = (("x1", "x2"), np.sqrt(var / S))
-    ds.attrs.update(provenance(param.device, param.dtype))
-    ds.attrs["configuration"] = json.dumps(cfg)
-    ds.attrs["seeds"] = json.dumps(seed_list)
+    ds.attrs.update(provenance(cfg, device=param.device, dtype=param.dtype, seeds=seed_list))
     ds.attrs.update({k: v for k, v in cfg.items() if isinstance(v, (int, float, str))})
+    if isinstance(cfg.get("activation_params"), dict):
+        ds.attrs["activation_params"] = json.dumps(cfg["activation_params"], sort_keys=True)
     return ds
 
 

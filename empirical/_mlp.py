@@ -105,7 +105,7 @@ class MLP(Network):
             "width": self.width,
             "depth": self.depth,
             "activation": self.activation.name,
-            "activation_params": repr(dict(self.activation.params)),
+            "activation_params": dict(self.activation.params),
             "sigma_w": self.sigma_w,
             "sigma_b": self.sigma_b,
             "parameterization": self.parameterization,

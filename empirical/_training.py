@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -205,8 +204,9 @@ def train(
         ``ntk_empirical`` (step, x1, x2; mean over outputs), ``ntk_relative_change``
         (Frobenius, relative to step 0), ``diverged``/``diverged_linearized`` (bool); on dim
         ``iteration``: ``loss_trace`` (the loss each update was computed from). attrs: lr,
-        lr_critical, lambda_max, divergence step and loss (-1 and NaN if none), seconds, device,
-        dtype, configuration.
+        lr_critical, lambda_max, divergence step and loss (-1 and NaN if none), seconds, and the
+        provenance of :func:`ntktheory._provenance.provenance` (``config``: the network's and the
+        training's arguments as JSON; ``device``, ``dtype``, ``seeds``: the model's seed).
 
     Examples
     --------
@@ -720,10 +720,13 @@ def _dataset(rec, snaps, loss_trace, n, m, k, params, measure_ntk, linearized, n
             rel = np.linalg.norm(ntks - ref, axis=(1, 2)) / np.linalg.norm(ref)
             ds["ntk_relative_change"] = ("step", rel)
     p = params[0][1]
-    ds.attrs.update(provenance(p.device, p.dtype))
-    ds.attrs.update(attrs)
     config = getattr(net, "config", None)
-    ds.attrs["configuration"] = json.dumps(config if config is not None else {"model": repr(net)})
+    settings = {k: attrs[k] for k in ("lr", "lr_factor", "loss", "batch_size", "steps", "seed", "divergence_factor",
+                                      "ntk_method")}
+    settings["lr_factor"] = None if math.isnan(settings["lr_factor"]) else settings["lr_factor"]
+    ds.attrs.update(provenance({**(config if config is not None else {"model": repr(net)}), "training": settings},
+                               device=p.device, dtype=p.dtype, seeds=None if config is None else [config["seed"]]))
+    ds.attrs.update(attrs)
     if config is not None:
         ds.attrs["model_seed"] = config["seed"]
     return ds

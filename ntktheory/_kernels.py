@@ -16,7 +16,6 @@ pairs, each an independent run of the maps, so that memory stays bounded.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import itertools
 import json
 import math
@@ -26,6 +25,7 @@ import numpy as np
 
 from . import _kernel_maps as maps
 from . import layers as L
+from ._provenance import ARCHITECTURE, FULLY_CONNECTED, provenance
 from ._threads import threads_for
 from ._validate import check_choice, check_inputs, check_int, check_nonnegative, check_positive
 from .activations import ActivationSpec, get_activation
@@ -35,32 +35,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CONVENTIONS", "kernels"]
 
-CONVENTIONS = (
-    "Fully-connected network, `depth` hidden layers of width n, readout included. "
-    "NTK parameterisation: h^1 = (sigma_w/sqrt(d)) W^1 x + sigma_b b^1, "
-    "h^{l+1} = (sigma_w/sqrt(n)) W^{l+1} phi(h^l) + sigma_b b^{l+1}, all W, b ~ N(0, 1). "
-    "Standard parameterisation: same forward function, trained parameters W ~ N(0, sigma_w^2/fan_in), "
-    "b ~ N(0, sigma_b^2) (biases always trained). NNGP: Sigma^1 = sigma_w^2 x.x'/d + sigma_b^2, "
-    "Sigma^{l+1} = sigma_w^2 E[phi(u) phi(v)] + sigma_b^2 with (u, v) ~ N(0, Sigma^l on {x, x'}). "
-    "NTK (ntk): Theta^1 = Sigma^1, Theta^{l+1} = Sigma^{l+1} + sigma_w^2 E[phi'(u) phi'(v)] Theta^l. "
-    "NTK (standard, width n): Theta^1 = x.x' + 1, Theta^{l+1} = n E[phi phi] + 1 + "
-    "sigma_w^2 E[phi' phi'] Theta^l. Reported: the readout's Sigma^{L+1}, Theta^{L+1} (depth L); "
-    "depth 0 is the linear model. Infinite width; float64."
-)
-
-ARCHITECTURE_CONVENTIONS = (
-    "Layers of ntktheory.layers, neural-tangents stax conventions; images NCHW. Conv (NTK "
-    "parameterisation): h = (sigma_w/sqrt(C_in k_h k_w)) W * z + sigma_b b, W, b ~ N(0, 1), zero padding for "
-    "'same' (extra row/column after), so Sigma'_{pp'} = sigma_w^2 mean_delta Sigma_{p+delta, p'+delta} + "
-    "sigma_b^2 and Theta'_{pp'} = Sigma'_{pp'} + sigma_w^2 mean_delta (E[phi' phi'] Theta)_{p+delta, p'+delta} "
-    "(positions outside the image contribute 0, the mean is over all k_h k_w offsets); standard: Theta' = "
-    "C_in k_h k_w mean_delta Sigma + 1 + sigma_w^2 mean_delta Theta. Input covariance x_p.x'_p'/C per pair of "
-    "positions (x.x'/d for flat inputs). AvgPool and GlobalAvgPool average Sigma and Theta over pairs of "
-    "positions; Flatten + Dense averages the diagonal p = p' (fan_in C H W); LayerNorm (over channels) divides "
-    "Sigma and Theta by sqrt(Sigma_pp(x, x) Sigma_p'p'(x', x')); Residual z + f(z) adds the kernels of both "
-    "branches. Dense acts on flat inputs only. Reported: the kernels of the network's (flat) output. "
-    "Infinite width; float64."
-)
+#: The ``conventions`` attr of the fully-connected preset and of ``architecture=`` networks
+#: (defined once, in :mod:`ntktheory._provenance`).
+CONVENTIONS = FULLY_CONNECTED
+ARCHITECTURE_CONVENTIONS = ARCHITECTURE
 
 #: Memory budget (bytes) for the arrays of one block of input pairs (about six kernel-sized arrays).
 BLOCK_BYTES = 1 << 30
@@ -143,9 +121,11 @@ def kernels(
     -------
     xarray.Dataset
         ``nngp`` (Sigma) and ``ntk`` (Theta) of the output, float64, dims ("x1", "x2"), or
-        ("depth", "x1", "x2") with ``all_depths``; attrs ``conventions``, ``ntkgap_version``,
-        ``created``, the configuration (``activation``, ``depth``, ``sigma_w``, ... for the preset;
-        ``architecture`` and ``spatial_form`` otherwise) and ``quadrature`` (per nonlinearity:
+        ("depth", "x1", "x2") with ``all_depths``; attrs: the provenance of
+        :func:`ntktheory._provenance.provenance` (``conventions``, ``ntkgap_version``,
+        ``creation_time``, ``config``: all arguments as JSON), the configuration again as flat attrs
+        (``activation``, ``depth``, ``sigma_w``, ... for the preset; ``architecture`` and
+        ``spatial_form`` otherwise) and ``quadrature`` (per nonlinearity:
         method, Mehler degree, pairs sent to per-pair series and to direct 2-D quadrature).
 
     Raises
@@ -404,8 +384,6 @@ def _merge_stats(a: list[dict], b: list[dict]) -> list[dict]:
 def _to_dataset(nngp, ntk, request: _Request, stats, a1, a2) -> xarray.Dataset:
     import xarray as xr  # lazily: keeps `import ntktheory` fast
 
-    from ._version import __version__
-
     dims = ("x1", "x2")
     n1, n2 = nngp.shape[1:]
     coords = {"x1": np.arange(n1), "x2": np.arange(n2)}
@@ -415,10 +393,11 @@ def _to_dataset(nngp, ntk, request: _Request, stats, a1, a2) -> xarray.Dataset:
     else:
         nngp, ntk = nngp[0], ntk[0]
     preset = "architecture" not in request.attrs
+    config = {**request.attrs, "in_shape": list(a1.shape[1:]), "all_depths": request.all_depths}
+    if preset:
+        config["activation_params"] = json.loads(request.attrs["activation_params"])
     attrs = {
-        "conventions": CONVENTIONS if preset else ARCHITECTURE_CONVENTIONS,
-        "ntkgap_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        **provenance(config, conventions="fully_connected" if preset else "architecture"),
         **request.attrs,
         "all_depths": int(request.all_depths),
         "x2_is_x1": int(a2 is None),

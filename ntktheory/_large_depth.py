@@ -22,13 +22,12 @@ against l), so that prediction and computation can be compared.
 
 from __future__ import annotations
 
-import datetime
-import json
 import math
 
 import numpy as np
 
 from ._meanfield import _variance_array, mean_field
+from ._provenance import provenance
 from ._validate import check_inputs, check_int
 from .activations import ActivationSpec, get_activation
 
@@ -84,8 +83,9 @@ def large_depth_analysis(
         otherwise); fitted rates ``lambda_min_rate`` (slope of log(lambda_min / l), predicted
         log chi_1 in the ordered phase), ``kappa_rate`` (slope of log(kappa l), predicted
         -log chi_1) and ``predictor_rate`` (slope of log(predictor_norm / l), predicted
-        log chi_c - log chi_1 in the chaotic phase). attrs: conventions, configuration,
-        version, time.
+        log chi_c - log chi_1 in the chaotic phase). attrs: the provenance (``conventions``,
+        ``ntkgap_version``, ``creation_time``, ``config``; see
+        :func:`ntktheory._provenance.provenance`) and ``references``.
 
     Raises
     ------
@@ -107,8 +107,6 @@ def large_depth_analysis(
     """
     import xarray as xr
 
-    from ._version import __version__
-
     act, xtr, xte, depth, w, b, start = _validated(activation, x_train, x_test, depth, sigma_w2, sigma_b2, fit_from)
     m = xtr.shape[0]
     depths = np.arange(1, depth + 1)
@@ -123,11 +121,7 @@ def large_depth_analysis(
         data,
         coords={"sigma_w2": w, "sigma_b2": b, "depth": depths},
         attrs={
-            "conventions": "NTK parameterisation (the README's conventions); Theta at depth l is the readout NTK of a "
-                           "network with l hidden layers; rates are slopes per layer of natural logs.",
-            "configuration": json.dumps(config, sort_keys=True),
-            "ntkgap_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **provenance(config, conventions="large_depth"),
             "references": "arXiv:1912.13053",
         },
     )

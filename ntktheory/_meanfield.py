@@ -48,6 +48,7 @@ import numpy as np
 
 from . import _gauss
 from ._meanfield_kernels import length_kernels, solve_correlation, solve_correlation_table, solve_length_table
+from ._provenance import provenance
 from ._quadrature import bivariate_expectation
 from ._validate import check_int, check_nonnegative, check_positive
 from .activations import Activation, ActivationSpec, get_activation
@@ -607,7 +608,9 @@ def meanfield_trajectory(
     Returns
     -------
     xarray.Dataset
-        Variables ``q1``, ``q2``, ``c`` on dim ``layer`` (1..depth + 1).
+        Variables ``q1``, ``q2``, ``c`` on dim ``layer`` (1..depth + 1); attrs: the provenance
+        (:func:`ntktheory._provenance.provenance`) and ``activation``, ``sigma_w2``, ``sigma_b2``,
+        ``depth``.
 
     Examples
     --------
@@ -646,5 +649,8 @@ def meanfield_trajectory(
     return xr.Dataset(
         {"q1": ("layer", np.array(qs1)), "q2": ("layer", np.array(qs2)), "c": ("layer", np.array(cs))},
         coords={"layer": layer},
-        attrs={"activation": act.name, "sigma_w2": sw2, "sigma_b2": sb2, "depth": depth},
+        attrs={**provenance({"activation": act.name, "expression": str(act.expression),
+                             "activation_params": dict(act.params), "depth": depth, "sigma_w2": sw2,
+                             "sigma_b2": sb2, "n_features": int(d)}, conventions="mean_field"),
+               "activation": act.name, "sigma_w2": sw2, "sigma_b2": sb2, "depth": depth},
     )

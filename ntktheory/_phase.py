@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
-import json
-
 import numpy as np
 
 from ._meanfield import PHASE_CODES, _variance_array, critical_sigma_w2, mean_field
+from ._provenance import MEAN_FIELD, provenance
 from .activations import ActivationSpec, get_activation
 
 __all__ = ["CONVENTIONS", "phase_diagram"]
 
-#: The ``conventions`` attribute of every mean-field Dataset.
-CONVENTIONS = (
-    "Mean field of a fully-connected network (Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. "
-    "2017, arXiv:1611.01232), z ~ N(0, 1): length map q -> sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2, "
-    "q_star its fixed point reached from q^1 = sigma_w^2 + sigma_b^2 (an input with |x|^2 = d), inf "
-    "where it diverges (length_diverges = 1); correlation map c -> (sigma_w^2 E[phi(u1) phi(u2)] + "
-    "sigma_b^2) / q_star with unit-correlation-c Gaussians of variance q_star, c_star its stable fixed "
-    "point in [0, 1]; chi_1 = sigma_w^2 E[phi'(sqrt(q_star) z)^2]; chi_c = sigma_w^2 E[phi'(u1) phi'(u2)] "
-    "at c_star; xi_q = -1/log(chi_1 + sigma_w^2 E[phi'' phi]); xi_c = -1/log(chi_c) (inf where the "
-    "argument is >= 1, i.e. on the critical line); phase 0 ordered (chi_1 < 1), 1 critical, 2 chaotic "
-    "(chi_1 > 1). Grids are over the variances sigma_w2 = sigma_w^2 and sigma_b2 = sigma_b^2. Values "
-    "that do not exist where the length map diverges are NaN."
-)
+#: The ``conventions`` attribute of every mean-field Dataset (defined in :mod:`ntktheory._provenance`).
+CONVENTIONS = MEAN_FIELD
 
 _DEFAULT_SIGMA_W2 = (1.0, 4.0, 400)
 _DEFAULT_SIGMA_B2 = (0.0, 0.3, 400)
@@ -74,8 +61,8 @@ def phase_diagram(
         ``xi_q``, ``xi_c``; int8 ``phase`` (0 ordered, 1 critical, 2 chaotic; CF ``flag_values``
         and ``flag_meanings``) and int8 ``length_diverges`` (1 where q_star = inf). With
         ``critical_line``, float64 ``critical_sigma_w2`` on dim ``sigma_b2``. attrs:
-        ``conventions``, ``ntkgap_version``, ``created`` (UTC, ISO 8601), ``configuration`` (JSON),
-        ``activation``.
+        the provenance (``conventions``, ``ntkgap_version``, ``creation_time`` (UTC, ISO 8601),
+        ``config`` (JSON); see :func:`ntktheory._provenance.provenance`), ``activation``.
 
     Raises
     ------
@@ -96,8 +83,6 @@ def phase_diagram(
     1.7609546
     """
     import xarray as xr
-
-    from ._version import __version__
 
     act = get_activation(activation)
     w = _axis("sigma_w2", sigma_w2, _DEFAULT_SIGMA_W2, positive=True)
@@ -150,11 +135,8 @@ def phase_diagram(
         },
         attrs={
             "title": f"mean-field phase diagram, activation {act.name}",
-            "conventions": CONVENTIONS,
+            **provenance(config, conventions="mean_field"),
             "activation": act.name,
-            "ntkgap_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "configuration": json.dumps(config, sort_keys=True),
             "references": "arXiv:1606.05340; arXiv:1611.01232",
         },
     )

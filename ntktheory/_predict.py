@@ -35,7 +35,7 @@ posterior) the one regularised block serves as both dynamics and prior: r acts a
 from __future__ import annotations
 
 import dataclasses
-import datetime
+import json
 import math
 import warnings
 from collections.abc import Mapping
@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.linalg
 
+from ._provenance import PREDICTION, REQUIRED_KEYS, provenance
 from ._validate import check_choice, check_nonnegative, check_positive
 
 if TYPE_CHECKING:
@@ -61,25 +62,12 @@ CONDITION_WARNING = 1e12
 #: A negative eigenvalue below -this * lambda_max is more than rounding: warn (it is clipped anyway).
 NEGATIVE_EIGENVALUE_WARNING = 1e-8
 
-CONVENTIONS = (
-    "Infinitely wide networks (Lee et al. 2019, arXiv:1902.06720, Sec. 2.3, Eq. 16). K = NNGP, Theta = NTK "
-    "(train-train, test-train, test-test blocks), X the N training points, k outputs (Theta (x) I over "
-    "outputs: outputs are independent with the same covariance), loss 1/(2 N k) |f(X) - Y|^2, learning "
-    "rate eta. gradient_descent: mean and covariance over initialisations after gradient flow for time t, "
-    "E_t = I - exp(-eta Theta t / (N k)) (with `steps`: s steps of gradient descent, "
-    "E_s = I - (I - eta Theta / (N k))^s); mean = Theta(x,X) Theta^-1 E_t Y; covariance = K(x,x') + "
-    "Theta(x,X) Theta^-1 E_t K(X,X) E_t Theta^-1 Theta(X,x') - [Theta(x,X) Theta^-1 E_t K(X,x') + (x <-> x')]; "
-    "t = 0 gives the NNGP prior. kernel='ntk': all layers trained; kernel='nngp': readout only (Theta -> K "
-    "everywhere). bayesian: exact GP posterior with the chosen kernel as prior covariance, mean = "
-    "K(x,X) K_r^-1 Y, covariance = K(x,x') - K(x,X) K_r^-1 K(X,x'). diag_reg (neural-tangents' "
-    "convention): the train block of the dynamics (or prior) kernel becomes K + r I, r = diag_reg * tr(K) / N "
-    "(diag_reg_absolute: r = diag_reg); inside the NTK covariance the NNGP train block stays unregularised, "
-    "with NNGP dynamics and in the Bayesian posterior the regularised block is also the prior (observation "
-    "noise r). One eigendecomposition of the train kernel for all times (negative rounding eigenvalues "
-    "clipped to 0, their modes dropped); Cholesky for the Bayesian posterior. float64."
-)
+#: The ``conventions`` attr of every prediction Dataset (defined in :mod:`ntktheory._provenance`).
+CONVENTIONS = PREDICTION
 
-_PROVENANCE_KEYS = ("conventions", "ntkgap_version", "created", "x2_is_x1", "quadrature", "all_depths")
+#: attrs of a kernel block that are not its network configuration (not compared between blocks);
+#: ``created`` is the creation time in Datasets written before the one provenance schema.
+_PROVENANCE_KEYS = (*REQUIRED_KEYS, "created", "x2_is_x1", "quadrature", "all_depths", "kernel_conventions")
 
 
 class KernelConditionWarning(UserWarning):
@@ -324,12 +312,13 @@ def _plain(value: object) -> bool:
     return not isinstance(value, (xr.Dataset, Mapping))
 
 
-def _network_attrs(blocks: list[object]) -> tuple[dict[str, Any], str | None]:
-    """Configuration attrs shared by the Datasets among ``blocks`` (checked equal), and their conventions."""
+def _network_attrs(blocks: list[object]) -> tuple[dict[str, Any], str | None, Any]:
+    """Configuration attrs shared by the Datasets among ``blocks`` (checked equal), their conventions
+    and their parsed ``config`` (None when there is none)."""
     import xarray as xr
 
     found: dict[str, Any] | None = None
-    conventions = None
+    conventions = network = None
     first_name = None
     for name, block in blocks:
         if not isinstance(block, xr.Dataset):
@@ -339,6 +328,8 @@ def _network_attrs(blocks: list[object]) -> tuple[dict[str, Any], str | None]:
         cfg.update({str(k): c.values.item() for k, c in block.coords.items() if c.ndim == 0})
         if found is None:
             found, conventions, first_name = cfg, block.attrs.get("conventions"), name
+            if isinstance(block.attrs.get("config"), str):
+                network = json.loads(block.attrs["config"])
             continue
         for key in set(found) | set(cfg):
             a, b = found.get(key), cfg.get(key)
@@ -347,7 +338,7 @@ def _network_attrs(blocks: list[object]) -> tuple[dict[str, Any], str | None]:
                     f"`{first_name}` and `{name}` come from different networks: attr {key!r} is {a!r} in one and "
                     f"{b!r} in the other. Compute all blocks with the same ntktheory.kernels arguments."
                 )
-    return (found or {}), conventions
+    return (found or {}), conventions, network
 
 
 def _same(a: object, b: object) -> bool:
@@ -428,8 +419,10 @@ def predict_from_kernels(
         ``mean`` (``time`` or ``step``, ``test``, ``output``; read it as ``ds["mean"]``, since
         ``ds.mean`` is xarray's method); ``covariance`` (``time``, ``test``,
         ``test_``) or ``variance`` (``time``, ``test``), the same for every output (the kernels
-        act as Theta (x) I). ``method="bayesian"`` has no time dim. attrs: ``conventions``,
-        ``ntkgap_version``, ``created``, the configuration (``kernel``, ``method``,
+        act as Theta (x) I). ``method="bayesian"`` has no time dim. attrs: the provenance
+        (``conventions``, ``ntkgap_version``, ``creation_time``, ``config``: the settings, the times
+        and the kernels' ``config`` under ``network``), ``kernel_conventions`` (the kernels'
+        ``conventions``, when the blocks carry them), the configuration (``kernel``, ``method``,
         ``learning_rate``, ``diag_reg``, ``diag_reg_absolute``, ``diag_reg_value`` (the absolute
         shift r), ``covariance``, ``time_mode``, ``n_train``, ``n_test``, ``n_outputs``), the
         numerics (``solver``, ``condition_number`` of the regularised train kernel,
@@ -511,7 +504,7 @@ def predict_from_kernels(
         p_train = d_train if shares else _block("k_train_train", k_train_train, prior_name, shape=(n, n))
         p_cross = d_cross if shares else _block("k_test_train", k_test_train, prior_name, shape=(m, n))
         p_test = _block("k_test_test", k_test_test, prior_name, shape=(m, m), allow_diagonal=mode == "marginal")
-    net_attrs, net_conventions = _network_attrs(
+    net_attrs, net_conventions, network = _network_attrs(
         [("k_train_train", k_train_train), ("k_test_train", k_test_train), ("k_test_test", k_test_test)]
     )
 
@@ -523,12 +516,19 @@ def predict_from_kernels(
     else:
         out, numerics = _gradient_descent(d_train, d_cross, y, p_train, p_cross, p_test, mode, reg, rate, times,
                                           discrete, shares)
-    return _dataset(out, times, discrete, method, m, k_out, dict(
+    settings = dict(
         kernel=kernel, method=method, learning_rate=learning_rate, diag_reg=diag_reg,
-        diag_reg_absolute=int(bool(diag_reg_absolute)), diag_reg_value=reg, covariance=mode,
+        diag_reg_absolute=int(bool(diag_reg_absolute)), covariance=mode,
         time_mode="none" if method == "bayesian" else ("discrete" if discrete else "continuous"),
-        loss="1/(2 N k) |f(X) - Y|^2", n_train=n, n_test=m, n_outputs=k_out, **numerics,
-    ), net_attrs, net_conventions)
+        loss="1/(2 N k) |f(X) - Y|^2", n_train=n, n_test=m, n_outputs=k_out,
+    )
+    plain = (str, bool, int, float, np.number, np.bool_)
+    network = {**{k: v for k, v in net_attrs.items() if isinstance(v, plain)}, **(network or {})}
+    config = {**settings, "network": network}
+    if method != "bayesian":
+        config["steps" if discrete else "time"] = [t if math.isfinite(t) else str(t) for t in times.tolist()]
+    return _dataset(out, times, discrete, method, m, k_out, dict(settings, diag_reg_value=reg, **numerics),
+                    net_attrs, net_conventions, config)
 
 
 def _warn_condition(amplification: float, cond: float, reg: float, detail: str = "") -> None:
@@ -642,10 +642,8 @@ def _bayesian(k_train, k_cross, y, k_test, mode, reg):
     return out, numerics
 
 
-def _dataset(out, times, discrete, method, m, k_out, attrs, net_attrs, net_conventions) -> xarray.Dataset:
+def _dataset(out, times, discrete, method, m, k_out, attrs, net_attrs, net_conventions, config) -> xarray.Dataset:
     import xarray as xr
-
-    from ._version import __version__
 
     bayes = method == "bayesian"
     tdim = () if bayes else ("step" if discrete else "time",)
@@ -663,11 +661,9 @@ def _dataset(out, times, discrete, method, m, k_out, attrs, net_attrs, net_conve
         coords["test_"] = np.arange(m)
     if not bayes:
         coords[tdim[0]] = times.astype(np.int64) if discrete and np.all(np.isfinite(times)) else times
-    conventions = CONVENTIONS if net_conventions is None else f"{CONVENTIONS} Kernels: {net_conventions}"
     all_attrs = {
-        "conventions": conventions,
-        "ntkgap_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        **provenance(config, conventions="prediction"),
+        **({} if net_conventions is None else {"kernel_conventions": net_conventions}),
         **{k: v for k, v in net_attrs.items() if k not in attrs},
         **attrs,
     }

@@ -131,7 +131,7 @@ def test_dataset_attrs_and_snapshots():
     net = empirical.MLP(3, 16, 1, "tanh", seed=7, device="cpu")
     ds = empirical.train(net, x, y, steps=30, lr=0.5, x_test=xt)
     assert list(ds.step.values) == sorted(set(ds.step.values)) and ds.step.values[0] == 0 and ds.step.values[-1] == 30
-    for key in ("device", "dtype", "conventions", "configuration", "lr", "lr_critical", "seconds", "model_seed"):
+    for key in ("device", "dtype", "conventions", "config", "seeds", "lr", "lr_critical", "seconds", "model_seed"):
         assert key in ds.attrs
     assert ds.attrs["model_seed"] == 7 and ds.attrs["dtype"] == "float64"
     # the user's model is not modified unless inplace=True

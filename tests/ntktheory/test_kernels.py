@@ -189,7 +189,7 @@ def test_zero_input_tanh():
 def test_dataset_attrs_and_netcdf_roundtrip(tmp_path):
     x = np.random.default_rng(0).standard_normal((4, 3))
     ds = ntktheory.kernels(x, activation="tanh", depth=2, sigma_w=1.5, sigma_b=0.1)
-    for key in ("conventions", "ntkgap_version", "created", "activation", "depth", "sigma_w", "sigma_b",
+    for key in ("conventions", "ntkgap_version", "creation_time", "config", "activation", "depth", "sigma_w", "sigma_b",
                 "parameterization", "width"):
         assert key in ds.attrs
     assert "NTK parameterisation" in ds.attrs["conventions"]

@@ -60,7 +60,7 @@ def test_dataset_layout(erf_ds):
     assert erf_ds.lambda_min.dims == ("sigma_w2", "sigma_b2", "depth")
     assert erf_ds.depth.values.tolist() == list(range(1, 81))
     assert erf_ds.phase.attrs["flag_meanings"] == "ordered critical chaotic"
-    assert '"activation": "erf"' in erf_ds.attrs["configuration"]
+    assert '"activation": "erf"' in erf_ds.attrs["config"]
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def test_layout_and_attrs(tanh_ds):
     assert ds.q_star.dtype == np.float64 and ds.phase.dtype == np.int8
     assert ds.phase.attrs["flag_meanings"] == "ordered critical chaotic"
     assert ds.critical_sigma_w2.dims == ("sigma_b2",)
-    config = json.loads(ds.attrs["configuration"])
+    config = json.loads(ds.attrs["config"])
     assert config["activation"] == "tanh" and config["sigma_w2"]["num"] == 40
     assert "sigma_w^2" in ds.attrs["conventions"] and ds.attrs["ntkgap_version"] == ntktheory.__version__
     assert set(np.unique(ds.phase.values)) == {0, 2}
@@ -63,7 +63,7 @@ def test_netcdf_round_trip_with_plain_xarray(tmp_path):
     ds.to_netcdf(path)
     back = xr.open_dataset(path).load()
     xr.testing.assert_identical(back.drop_attrs(deep=False), ds.drop_attrs(deep=False))
-    assert back.attrs["configuration"] == ds.attrs["configuration"]
+    assert back.attrs["config"] == ds.attrs["config"]
     assert back.phase.attrs["flag_meanings"] == "ordered critical chaotic"
     assert back.phase.sel(sigma_w2=2.0).values.tolist() == [1, 1]
     assert math.isinf(float(back.q_star.sel(sigma_w2=2.5, sigma_b2=0.0)))

@@ -337,8 +337,8 @@ def test_dataset_layout_attrs_and_netcdf_roundtrip(tmp_path):
     assert p["mean"].dims == ("time", "test", "output") and p["mean"].shape == (3, 3, 2)
     assert p["covariance"].dims == ("time", "test", "test_") and p["covariance"].shape == (3, 3, 3)
     a = p.attrs
-    assert "1/(2 N k)" in a["conventions"] and "Kernels:" in a["conventions"]
-    assert a["ntkgap_version"] == ntktheory.__version__ and a["created"]
+    assert "1/(2 N k)" in a["conventions"] and a["kernel_conventions"] == ntktheory._kernels.CONVENTIONS
+    assert a["ntkgap_version"] == ntktheory.__version__ and a["creation_time"]
     assert (a["kernel"], a["method"], a["time_mode"], a["covariance"]) == ("ntk", "gradient_descent", "continuous",
                                                                            "full")
     assert (a["learning_rate"], a["diag_reg"], a["diag_reg_absolute"]) == (0.5, 1e-3, 0)
