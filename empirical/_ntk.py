@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
-from ntktheory._validate import check_choice, check_int
+from ntktheory._validate import check_choice, check_int, validate_inputs
 
 from ._activations import TorchActivation
 from ._build import Network, ScaledLinear
@@ -195,51 +195,28 @@ def _layered_or_none(model: nn.Module) -> Layered | None:
 
 # ---------------------------------------------------------------------------- input handling
 def as_inputs(model_dtype: torch.dtype, device: torch.device, name: str, x: object,
-              shape: int | tuple[int, ...] | None):
-    """A tensor of the model's dtype and device, with a message naming ``name`` otherwise.
+              shape: int | tuple[int, ...] | None) -> torch.Tensor:
+    """A tensor of the model's dtype and device, checked by :func:`ntktheory._validate.validate_inputs`.
 
-    ``shape``: the number of features of 2-D inputs (int), the shape of one input (tuple, e.g.
-    (C, H, W)), or None for any batch of at least one axis besides the batch axis.
+    ``shape``: the number of features of 2-D inputs (int or a 1-tuple), the shape of one input
+    (tuple, e.g. (C, H, W)), or None for any batch of at least one axis besides the batch axis. A
+    tensor is checked where it is (no copy off its device) and then moved once to ``device``.
     """
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-    else:
-        kind = getattr(getattr(x, "dtype", None), "kind", None)
-        if kind in ("c", "b", "O", "U", "S"):
-            raise TypeError(f"`{name}` must be an array of real numbers; got dtype {x.dtype}.")
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            what = "a 2-D tensor or array" if isinstance(shape, int) or (isinstance(shape, tuple) and len(shape) == 1) \
-                else "a tensor or array"
-            raise TypeError(f"`{name}` must be {what} of real numbers; got {type(x).__name__}.") from err
-    if t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"`{name}` must be real; got a tensor of dtype {t.dtype}.")
-    flat = shape is None or isinstance(shape, int) or len(shape) == 1
     if isinstance(shape, tuple) and len(shape) == 1:
         shape = shape[0]
-    if flat and shape is not None and t.ndim != 2:
-        raise ValueError(
-            f"`{name}` must be 2-D with shape (n_points, n_features); got shape {tuple(t.shape)!r}. "
-            "Reshape a single point with x[None, :]."
-        )
-    if t.ndim < 2:
-        raise ValueError(
-            f"`{name}` must have a batch axis and at least one more, e.g. (n_points, n_features) or "
-            f"(n_points, channels, height, width); got shape {tuple(t.shape)!r}. Reshape a single point with x[None]."
-        )
-    if t.shape[0] == 0:
-        raise ValueError(f"`{name}` must have at least one point; got shape {tuple(t.shape)!r}.")
-    if isinstance(shape, int) and t.shape[1] != shape:
-        raise ValueError(f"`{name}` has {t.shape[1]} features but the model expects {shape}.")
-    if isinstance(shape, tuple) and tuple(t.shape[1:]) != shape:
-        raise ValueError(
-            f"`{name}` has points of shape {tuple(t.shape[1:])!r} but the model expects {shape!r} "
-            "(images are (N, C, H, W))."
-        )
-    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"`{name}` must be finite; it contains NaN or inf.")
-    return t.to(device=device, dtype=model_dtype)
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+    if isinstance(shape, int):
+        x = validate_inputs(name, x, ndims=(2,), features=shape, expected_by="the model")
+    else:
+        x = validate_inputs(name, x, ndims=None, sample_shape=shape, expected_by="the model")
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"`{name}` must be a tensor or array of real numbers; got {type(x).__name__} "
+                            f"that numpy cannot read ({err}).") from err
+    return x.to(device=device, dtype=model_dtype)
 
 
 def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:

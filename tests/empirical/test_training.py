@@ -152,10 +152,10 @@ def test_dataset_attrs_and_snapshots():
         (dict(lr=0.1, steps=-1), ValueError, r"`steps` must be an integer >= 1 \(the number of updates\); got -1"),
         (dict(lr=0.1, steps=0), ValueError, r"`steps` must be an integer >= 1 .*call empirical.ntk / empirical.nngp"),
         (dict(lr=0.1, steps=2.0), TypeError, r"`steps` must be an integer, got 2.0"),
-        (dict(lr=0.1, x_train=np.ones((16, 3)) * 1j), TypeError, r"`x_train` must be an array of real numbers; got "
-         r"dtype complex128"),
+        (dict(lr=0.1, x_train=np.ones((16, 3)) * 1j), TypeError, r"`x_train` must be real; got ndarray of dtype "
+         r"dtype\('complex128'\)"),
         (dict(lr=0.1, x_test=torch.ones(4, 3, dtype=torch.complex128)), TypeError,
-         r"`x_test` must be real; got a tensor of dtype torch.complex128"),
+         r"`x_test` must be real; got Tensor of dtype torch.complex128"),
     ],
 )
 def test_train_errors(kwargs, exc, match):
