@@ -471,8 +471,8 @@ def ntk(
     model: nn.Module,
     x1: torch.Tensor | np.ndarray,
     x2: torch.Tensor | np.ndarray | None = None,
-    method: str = "auto",
     *,
+    method: str = "auto",
     outputs: str = "mean",
     chunk_size: int | None = None,
 ) -> torch.Tensor:
