@@ -54,7 +54,8 @@ def worker(args: argparse.Namespace) -> None:
     device = empirical.resolve_device(args.device)
     torch.manual_seed(1234)
     x = torch.randn(args.n, args.in_features, dtype=torch.float64).to(device)
-    net = empirical.MLP(args.in_features, args.width, args.depth, "relu", sigma_w=2**0.5, sigma_b=0.1,
+    net = empirical.MLP(args.in_features, width=args.width, depth=args.depth, activation="relu", sigma_w=2**0.5,
+                        sigma_b=0.1,
                         seed=0, device=device)
     for _ in range(2):  # warm-up (thread pool, allocator, vmap tracing)
         empirical.ntk(net, x[:4], method=args.method)
@@ -94,7 +95,7 @@ def training_case(width: int, depth: int, n: int, steps: int, device: str) -> di
     x = torch.randn(n, 16, dtype=torch.float64, generator=g)
     xt = torch.randn(64, 16, dtype=torch.float64, generator=g)
     y = torch.sin(x[:, :1])
-    net = empirical.MLP(16, width, depth, "relu", sigma_w=2**0.5, sigma_b=0.1, device=device)
+    net = empirical.MLP(16, width=width, depth=depth, activation="relu", sigma_w=2**0.5, sigma_b=0.1, device=device)
     start = time.perf_counter()
     ds = empirical.train(net, x, y, steps=steps, lr_factor=0.5, x_test=xt)
     seconds = time.perf_counter() - start

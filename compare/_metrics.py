@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ntktheory._fit import fit_line
+
 from ._schema import KERNEL_DIMS
 
 __all__ = [
@@ -349,17 +351,9 @@ def function_distance(f: ArrayLike, g: ArrayLike, dim: str | Sequence[str] | Non
 
 
 def _linregress_ci(logx: np.ndarray, logy: np.ndarray, confidence: float) -> np.ndarray:
-    ok = np.isfinite(logx) & np.isfinite(logy)
-    out = np.full(6, np.nan)
-    if ok.sum() < 3 or np.unique(logx[ok]).size < 2:
-        return out
-    import scipy.stats  # here, not at import: it is 1 s of every `import compare` (and of every Dask worker)
-
-    res = scipy.stats.linregress(logx[ok], logy[ok])
-    tq = scipy.stats.t.ppf(0.5 + confidence / 2, ok.sum() - 2)
-    out[:] = (res.slope, res.slope - tq * res.stderr, res.slope + tq * res.stderr, res.intercept, res.stderr,
-              res.rvalue)
-    return out
+    fit = fit_line(logx, logy, confidence=confidence)
+    return np.array([fit.slope, fit.slope - fit.half_width, fit.slope + fit.half_width, fit.intercept, fit.stderr,
+                     fit.rvalue])
 
 
 def width_scaling_exponent(
@@ -371,7 +365,7 @@ def width_scaling_exponent(
 ) -> xr.Dataset:
     r"""Fit ``gap ~ C * width^slope`` in log-log by least squares, with a confidence interval.
 
-    log(gap) = intercept + slope * log(width) is fitted with :func:`scipy.stats.linregress` on every
+    log(gap) = intercept + slope * log(width) is fitted by ordinary least squares on every
     finite point (all entries of ``sample_dims`` count as separate samples); the interval is
     slope +/- t_{n-2} * stderr. Theory: slope = -1/2 for the NTK (and NNGP) at initialisation in the
     NTK parameterisation (Jacot et al. 2018; Hanin & Nica 2019); the relative kernel change during
@@ -427,5 +421,5 @@ def width_scaling_exponent(
     names = ["slope", "slope_low", "slope_high", "intercept", "stderr", "rvalue"]
     out = xr.Dataset({n: fit.isel(_fit=i, drop=True) for i, n in enumerate(names)})
     out.attrs["confidence"] = confidence
-    out.attrs["model"] = f"log(gap) = intercept + slope * log({dim}), least squares (scipy.stats.linregress)"
+    out.attrs["model"] = f"log(gap) = intercept + slope * log({dim}), least squares"
     return out

@@ -136,7 +136,7 @@ def _empirical(task: Task, config: SweepConfig, x: np.ndarray, y: np.ndarray, tr
     dtype = getattr(torch, config.dtype)
     if task.architecture == "fcn":
         net = empirical.MLP(
-            x.shape[1], task.width, task.depth, task.activation,
+            x.shape[1], width=task.width, depth=task.depth, activation=task.activation,
             sigma_w=math.sqrt(task.sigma_w2), sigma_b=math.sqrt(task.sigma_b2),
             parameterization=config.parameterization, out_features=1, seed=task.seed, dtype=dtype, device=DEVICE,
         )

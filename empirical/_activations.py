@@ -1,7 +1,9 @@
 """Torch versions of ntktheory's activations: the same specs build the same nonlinearity.
 
-Registry names map to torch built-ins (autograd's derivative conventions at kinks, as ntktheory
-uses); any other activation is translated from its sympy expression into torch operations.
+Names and default parameters come from ntktheory's registry
+(:func:`ntktheory.activations.registry_defaults`); registry activations map to torch built-ins
+(autograd's derivative conventions at kinks, as ntktheory uses) and any other activation is
+translated from its sympy expression into torch operations.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ntktheory.activations import Activation, ActivationSpec, get_activation
+from ntktheory.activations import (
+    Activation,
+    ActivationSpec,
+    get_activation,
+    registry_activation,
+    registry_defaults,
+)
 from ntktheory.activations import x as _x
 
 __all__ = ["TorchActivation", "torch_activation"]
@@ -30,32 +38,41 @@ def _identity(u: torch.Tensor) -> torch.Tensor:
     return u
 
 
+#: Torch built-ins for ntktheory's registry activations (autograd's derivative conventions at kinks,
+#: as ntktheory uses). Each entry takes the activation's parameters, named as in
+#: :func:`ntktheory.activations.registry_defaults` (which also holds the defaults), and returns the
+#: torch function. A registry name without an entry here is translated from its sympy expression,
+#: so that adding an activation to ntktheory's registry is enough.
+_TORCH_BUILTINS: dict[str, Callable[..., Callable[[torch.Tensor], torch.Tensor]]] = {
+    "relu": lambda: torch.relu,
+    "leaky_relu": lambda negative_slope: functools.partial(F.leaky_relu, negative_slope=float(negative_slope)),
+    "abs": lambda: torch.abs,
+    "erf": lambda: torch.erf,
+    "tanh": lambda: torch.tanh,
+    "sigmoid": lambda: torch.sigmoid,
+    "gelu": lambda: functools.partial(F.gelu, approximate="none"),
+    # torch's softplus returns x itself for x > 20: off by log1p(exp(-20)) < 2.1e-9 there.
+    "softplus": lambda: F.softplus,
+    "swish": lambda: F.silu,
+    "sin": lambda: torch.sin,
+    "identity": lambda: _identity,
+    "step": lambda: _step,
+}
+
+
 def _builtin(act: Activation) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """The torch built-in for a registry activation, or None when ``act`` is not one."""
-    from ntktheory.activations import registry_names
-
-    if act.name not in registry_names():
+    defaults = registry_defaults()
+    if act.name not in defaults or act.name not in _TORCH_BUILTINS:
         return None
-    if act.name == "leaky_relu":
-        slope = dict(act.params).get("negative_slope", 0.01)
-        return functools.partial(F.leaky_relu, negative_slope=float(slope))
-    reference = get_activation(act.name)
-    if sympy.simplify(reference.expression - act.expression) != 0:
+    params = dict(act.params)
+    if set(params) - set(defaults[act.name]):
+        return None  # a user-built Activation that reuses a registry name with other parameters
+    params = defaults[act.name] | params
+    reference = registry_activation(act.name, **params)
+    if reference.expression != act.expression and sympy.simplify(reference.expression - act.expression) != 0:
         return None  # a user-built Activation that reuses a registry name for another function
-    return {
-        "relu": torch.relu,
-        "abs": torch.abs,
-        "erf": torch.erf,
-        "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid,
-        "gelu": functools.partial(F.gelu, approximate="none"),
-        # torch's softplus returns x itself for x > 20: off by log1p(exp(-20)) < 2.1e-9 there.
-        "softplus": F.softplus,
-        "swish": F.silu,
-        "sin": torch.sin,
-        "identity": _identity,
-        "step": _step,
-    }[act.name]
+    return _TORCH_BUILTINS[act.name](**params)
 
 
 _UNARY: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {

@@ -27,7 +27,7 @@ class MLP(Network):
     in_features
         Input dimension d.
     width
-        Hidden width n (all hidden layers).
+        Hidden width n (all hidden layers). This and every later argument are keyword-only.
     depth
         Number L of hidden layers (nonlinearities); the network has L + 1 linear maps.
     activation
@@ -59,6 +59,7 @@ class MLP(Network):
     def __init__(
         self,
         in_features: int,
+        *,
         width: int,
         depth: int,
         activation: ActivationSpec,

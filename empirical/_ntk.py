@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
-from ntktheory._validate import check_choice, check_int
+from ntktheory._validate import check_choice, check_int, validate_inputs
 
 from ._activations import TorchActivation
 from ._build import Network, ScaledLinear
@@ -127,10 +127,18 @@ def layered(model: nn.Module) -> Layered:
     NotImplementedError
         If the model is not of that form (use ``method="jacobian"`` or ``"ntk_vp"``).
     """
+    net = _read_layered(model)
+    if isinstance(net, str):
+        raise NotImplementedError(net)
+    return net
+
+
+def _read_layered(model: nn.Module) -> Layered | str:
+    """The layered form of ``model``, or the reason (a message) why it has none; see :func:`layered`."""
     if isinstance(model, nn.Sequential):
         mods = list(model)
     else:
-        raise NotImplementedError(
+        return (
             f"method='structured' needs a network from empirical.build (or empirical.MLP) or an nn.Sequential "
             f"of nn.Linear and elementwise activation modules; got {type(model).__name__}. "
             "Use method='jacobian' or method='ntk_vp' for other models."
@@ -146,13 +154,13 @@ def layered(model: nn.Module) -> Layered:
         elif isinstance(m, _ELEMENTWISE_MODULES) and linears:
             acts[-1].append(m)
         else:
-            raise NotImplementedError(
+            return (
                 f"method='structured' needs a network from empirical.build, or an nn.Sequential of nn.Linear "
                 f"(first and last) and elementwise activation modules; found {type(m).__name__} at its position. "
                 "Use method='jacobian' or method='ntk_vp' for other models."
             )
     if not linears or acts[-1]:
-        raise NotImplementedError(
+        return (
             "method='structured' needs the model to start and end with a linear map; "
             "use method='jacobian' or method='ntk_vp' otherwise."
         )
@@ -185,61 +193,30 @@ def layered(model: nn.Module) -> Layered:
     )
 
 
-def _layered_or_none(model: nn.Module) -> Layered | None:
-    """The layered form when the model is an MLP-like Sequential, else None."""
-    try:
-        return layered(model)
-    except NotImplementedError:
-        return None
-
-
 # ---------------------------------------------------------------------------- input handling
 def as_inputs(model_dtype: torch.dtype, device: torch.device, name: str, x: object,
-              shape: int | tuple[int, ...] | None):
-    """A tensor of the model's dtype and device, with a message naming ``name`` otherwise.
+              shape: int | tuple[int, ...] | None) -> torch.Tensor:
+    """A tensor of the model's dtype and device, checked by :func:`ntktheory._validate.validate_inputs`.
 
-    ``shape``: the number of features of 2-D inputs (int), the shape of one input (tuple, e.g.
-    (C, H, W)), or None for any batch of at least one axis besides the batch axis.
+    ``shape``: the number of features of 2-D inputs (int or a 1-tuple), the shape of one input
+    (tuple, e.g. (C, H, W)), or None for any batch of at least one axis besides the batch axis. A
+    tensor is checked where it is (no copy off its device) and then moved once to ``device``.
     """
-    if isinstance(x, torch.Tensor):
-        t = x.detach()
-    else:
-        kind = getattr(getattr(x, "dtype", None), "kind", None)
-        if kind in ("c", "b", "O", "U", "S"):
-            raise TypeError(f"`{name}` must be an array of real numbers; got dtype {x.dtype}.")
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as err:
-            what = "a 2-D tensor or array" if isinstance(shape, int) or (isinstance(shape, tuple) and len(shape) == 1) \
-                else "a tensor or array"
-            raise TypeError(f"`{name}` must be {what} of real numbers; got {type(x).__name__}.") from err
-    if t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"`{name}` must be real; got a tensor of dtype {t.dtype}.")
-    flat = shape is None or isinstance(shape, int) or len(shape) == 1
     if isinstance(shape, tuple) and len(shape) == 1:
         shape = shape[0]
-    if flat and shape is not None and t.ndim != 2:
-        raise ValueError(
-            f"`{name}` must be 2-D with shape (n_points, n_features); got shape {tuple(t.shape)!r}. "
-            "Reshape a single point with x[None, :]."
-        )
-    if t.ndim < 2:
-        raise ValueError(
-            f"`{name}` must have a batch axis and at least one more, e.g. (n_points, n_features) or "
-            f"(n_points, channels, height, width); got shape {tuple(t.shape)!r}. Reshape a single point with x[None]."
-        )
-    if t.shape[0] == 0:
-        raise ValueError(f"`{name}` must have at least one point; got shape {tuple(t.shape)!r}.")
-    if isinstance(shape, int) and t.shape[1] != shape:
-        raise ValueError(f"`{name}` has {t.shape[1]} features but the model expects {shape}.")
-    if isinstance(shape, tuple) and tuple(t.shape[1:]) != shape:
-        raise ValueError(
-            f"`{name}` has points of shape {tuple(t.shape[1:])!r} but the model expects {shape!r} "
-            "(images are (N, C, H, W))."
-        )
-    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"`{name}` must be finite; it contains NaN or inf.")
-    return t.to(device=device, dtype=model_dtype)
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+    if isinstance(shape, int):
+        x = validate_inputs(name, x, ndims=(2,), features=shape, expected_by="the model")
+    else:
+        x = validate_inputs(name, x, ndims=None, sample_shape=shape, expected_by="the model")
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"`{name}` must be a tensor or array of real numbers; got {type(x).__name__} "
+                            f"that numpy cannot read ({err}).") from err
+    return x.to(device=device, dtype=model_dtype)
 
 
 def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
@@ -489,13 +466,37 @@ def _func_ntk(model, x1, x2, outputs, chunk_size, method):
     return theta
 
 
+def _choose_method(model: nn.Module, method: str, net: Layered | str) -> str:
+    """Resolve ``method="auto"`` and refuse "structured" for a model it does not cover.
+
+    ``net`` is the model's layered form, or the reason why it has none (from :func:`_read_layered`).
+    """
+    covered = not isinstance(net, str) or isinstance(model, Network)
+    if method == "auto":
+        return "structured" if covered else "jacobian"
+    if method == "structured" and not covered:
+        raise NotImplementedError(net)
+    return method
+
+
+def _compute_ntk(model: nn.Module, net: Layered | None, method: str, x1: torch.Tensor, x2: torch.Tensor | None,
+                 outputs: str, chunk_size: int | None) -> tuple[torch.Tensor, int | None]:
+    """The NTK summed over outputs ("trace") or per output pair ("full"), and the number of outputs
+    when the method knows it (None otherwise)."""
+    if method == "structured" and net is not None:
+        return structured_ntk(net, x1, x2, outputs, chunk_size)[0], net.out_features
+    if method == "structured":
+        return network_ntk(model, x1, x2, outputs, chunk_size)
+    return _func_ntk(model, x1, x2, outputs, chunk_size, method), None
+
+
 # ---------------------------------------------------------------------------- public
 def ntk(
     model: nn.Module,
     x1: torch.Tensor | np.ndarray,
     x2: torch.Tensor | np.ndarray | None = None,
-    method: str = "auto",
     *,
+    method: str = "auto",
     outputs: str = "mean",
     chunk_size: int | None = None,
 ) -> torch.Tensor:
@@ -567,19 +568,10 @@ def ntk(
     x1 = as_inputs(dtype, device, "x1", x1, shape)
     x2 = None if x2 is None else as_inputs(dtype, device, "x2", x2, tuple(x1.shape[1:]))
     with exact_matmul(), torch.no_grad():
-        net = _layered_or_none(model)
-        if method == "auto":
-            method = "structured" if (net is not None or isinstance(model, Network)) else "jacobian"
-        if method == "structured" and net is not None:
-            theta = structured_ntk(net, x1, x2, "full" if outputs == "full" else "trace", chunk_size)[0]
-            k = net.out_features
-        elif method == "structured":
-            if not isinstance(model, Network):
-                layered(model)  # raises the NotImplementedError that says what is supported
-            theta, k = network_ntk(model, x1, x2, "full" if outputs == "full" else "trace", chunk_size)
-        else:
-            theta = _func_ntk(model, x1, x2, "full" if outputs == "full" else "trace", chunk_size, method)
-            k = None
+        net = _read_layered(model)  # built once: the method choice and the computation share it
+        method = _choose_method(model, method, net)
+        theta, k = _compute_ntk(model, None if isinstance(net, str) else net, method, x1, x2,
+                                "full" if outputs == "full" else "trace", chunk_size)
     if outputs == "mean":
         if k is None:
             with torch.no_grad():
@@ -638,18 +630,15 @@ def nngp(
     layers = check_choice("layers", layers, ("readout", "all"))
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module; got {model!r} of type {type(model).__name__}.")
-    net = _layered_or_none(model)
-    if net is None and isinstance(model, Network):
+    net = _read_layered(model)
+    if isinstance(net, str) and isinstance(model, Network):
         if layers == "all":
             raise NotImplementedError("nngp(layers='all') is for fully-connected networks; use layers='readout'.")
         return _readout_nngp(model, x1, x2)
-    if net is None:
-        try:
-            layered(model)
-        except NotImplementedError as err:  # says what the model has that is not supported
-            raise NotImplementedError(str(err).replace("method='structured'", "nngp").replace(
-                " Use method='jacobian' or method='ntk_vp' for other models.", "").replace(
-                "; use method='jacobian' or method='ntk_vp' otherwise.", ".")) from err
+    if isinstance(net, str):  # says what the model has that is not supported
+        raise NotImplementedError(net.replace("method='structured'", "nngp").replace(
+            " Use method='jacobian' or method='ntk_vp' for other models.", "").replace(
+            "; use method='jacobian' or method='ntk_vp' otherwise.", "."))
     if net.weight_vars is None:
         raise ValueError(
             "nngp needs the initial weight and bias variances; build the model with empirical.MLP "

@@ -16,8 +16,8 @@ points) and test inputs X*, with Theta^l the readout NTK of a network with l hid
 This module computes, on a grid of initialisations, lambda_max, lambda_min, kappa and
 ||P^l (I - 1 1^T / m)||_F (the mean predictor acting on centred targets, which removes the
 constant mode) for every depth, the predicted depth scales from :func:`ntktheory.mean_field`, and
-the decay rates fitted to the computed spectra (``scipy.stats.linregress`` of log(value / l)
-against l), so that prediction and computation can be compared.
+the decay rates fitted to the computed spectra (least-squares slopes of log(value / l) against l,
+by :func:`ntktheory._fit.fit_line`), so that prediction and computation can be compared.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from ._fit import fit_line
 from ._meanfield import _variance_array, mean_field
 from ._provenance import provenance
 from ._validate import check_inputs, check_int
@@ -39,12 +40,10 @@ _FIT_FLOOR = 1e-11
 
 def _fit_rate(depths: np.ndarray, log_values: np.ndarray, valid: np.ndarray, start: int) -> float:
     """Slope of ``log_values`` against depth over depths >= start where ``valid`` (NaN if < 3)."""
-    from scipy import stats
-
     sel = (depths >= start) & valid & np.isfinite(log_values)
     if sel.sum() < 3:
         return math.nan
-    return float(stats.linregress(depths[sel], log_values[sel]).slope)
+    return fit_line(depths[sel], log_values[sel]).slope
 
 
 def large_depth_analysis(

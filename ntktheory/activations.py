@@ -43,6 +43,8 @@ __all__ = [
     "from_expression",
     "get_activation",
     "leaky_relu",
+    "registry_activation",
+    "registry_defaults",
     "registry_names",
 ]
 
@@ -207,11 +209,13 @@ _STABLE_SOFTPLUS = (
 )
 
 
-def _registry() -> dict[str, Callable[[], Activation]]:
+def _registry() -> dict[str, Callable[..., Activation]]:
+    """Registry name -> factory; a factory's keyword arguments (with their defaults) are the
+    activation's parameters, the one place that names and defaults are defined."""
     half = sympy.Rational(1, 2)
     return {
         "relu": lambda: Activation("relu", sympy.Max(x, 0), closed_form=_closed_forms.relu),
-        "leaky_relu": lambda: leaky_relu(),
+        "leaky_relu": lambda **params: leaky_relu(**params),
         "abs": lambda: Activation("abs", sympy.Abs(x), closed_form=_closed_forms.abs_),
         "erf": lambda: Activation("erf", sympy.erf(x), closed_form=_closed_forms.erf),
         "tanh": lambda: Activation("tanh", sympy.tanh(x)),
@@ -234,6 +238,51 @@ _REGISTRY = _registry()
 def registry_names() -> tuple[str, ...]:
     """Names accepted by :func:`get_activation` (besides expressions)."""
     return tuple(_REGISTRY)
+
+
+def registry_defaults() -> dict[str, dict[str, float]]:
+    """Every registry name with its parameters and their default values.
+
+    Derived from the registry itself, so that other packages (e.g. empirical's torch translation)
+    take names and defaults from here instead of repeating them.
+
+    Examples
+    --------
+    >>> registry_defaults()["leaky_relu"], registry_defaults()["relu"]
+    ({'negative_slope': 0.01}, {})
+    """
+    return {name: dict(_cached_registry_activation(name).params) for name in _REGISTRY}
+
+
+def registry_activation(name: str, **params: float) -> Activation:
+    """The registry activation ``name`` with ``params`` (defaults from :func:`registry_defaults`).
+
+    Parameters
+    ----------
+    name
+        A registry name (see :func:`registry_names`).
+    **params
+        Parameters of that activation, e.g. ``negative_slope=0.1`` for ``"leaky_relu"``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a registry name.
+    TypeError
+        If a parameter is not one of that activation's (see :func:`registry_defaults`).
+
+    Examples
+    --------
+    >>> registry_activation("leaky_relu", negative_slope=0.2).params
+    (('negative_slope', 0.2),)
+    """
+    if name not in _REGISTRY:
+        raise _unknown_name(name)
+    unknown = sorted(set(params) - set(registry_defaults()[name]))
+    if unknown:
+        allowed = ", ".join(registry_defaults()[name]) or "none"
+        raise TypeError(f"activation {name!r} has no parameter {unknown[0]!r}; its parameters: {allowed}.")
+    return _REGISTRY[name](**params) if params else _cached_registry_activation(name)
 
 
 def leaky_relu(negative_slope: float = 0.01) -> Activation:

@@ -67,7 +67,7 @@ def test_relu_kernels_scale_with_the_input_norm_squared_and_sigma_w2_per_layer(x
 # --- public entry points on arbitrary arrays -------------------------------------------------------
 
 def _net(d):
-    return empirical.MLP(d, 8, 1, "tanh", seed=0)
+    return empirical.MLP(d, width=8, depth=1, activation="tanh", seed=0)
 
 
 def _kernels(x):

@@ -32,7 +32,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.stats
+
+from ntktheory._fit import fit_line
 
 from .._metrics import kernel_regression_prediction
 
@@ -154,25 +155,9 @@ def fit_exponential_rate(
     x = np.asarray(x, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ly = np.log(np.asarray(y, dtype=np.float64))
-    w = np.ones_like(x) if se_log_y is None else 1.0 / np.asarray(se_log_y, dtype=np.float64) ** 2
-    ok = np.isfinite(x) & np.isfinite(ly) & np.isfinite(w) & (w > 0)
-    n_par = 1 if through_origin else 2
-    if ok.sum() < n_par + 1:
-        return ExponentialFit(math.nan, math.nan, math.nan, math.nan)
-    x, ly, w = x[ok], ly[ok], w[ok]
-    design = x[:, None] if through_origin else np.column_stack([np.ones_like(x), x])
-    sw = np.sqrt(w)
-    coef, *_ = np.linalg.lstsq(design * sw[:, None], ly * sw, rcond=None)
-    resid = ly - design @ coef
-    dof = x.size - n_par
-    s2 = float(np.sum(w * resid**2) / dof)
-    cov = s2 * np.linalg.inv(design.T @ (design * w[:, None]))
-    rate = float(coef[-1])
-    half = float(scipy.stats.t.ppf(0.5 + confidence / 2, dof) * math.sqrt(max(cov[-1, -1], 0.0)))
-    mean = np.sum(w * ly) / np.sum(w) if not through_origin else 0.0
-    ss_tot = float(np.sum(w * (ly - mean) ** 2))
-    r2 = 1.0 - float(np.sum(w * resid**2)) / ss_tot if ss_tot > 0 else math.nan
-    return ExponentialFit(rate, half, 0.0 if through_origin else float(coef[0]), r2)
+    w = None if se_log_y is None else 1.0 / np.asarray(se_log_y, dtype=np.float64) ** 2
+    fit = fit_line(x, ly, weights=w, through_origin=through_origin, confidence=confidence)
+    return ExponentialFit(fit.slope, fit.half_width, fit.intercept, fit.r2)
 
 
 def kernel_gd(

@@ -92,7 +92,8 @@ def _task(task: Mapping[str, Any]) -> dict[str, Any]:
     x_train, y_train, x_test = (np.asarray(task[k]) for k in ("x_train", "y_train", "x_test"))
     n = len(x_train)
     steps = [int(s) for s in task["snapshots"]]
-    net = empirical.MLP(x_train.shape[1], task["width"], task["depth"], "relu", sigma_w=SIGMA_W, sigma_b=0.0,
+    net = empirical.MLP(x_train.shape[1], width=task["width"], depth=task["depth"], activation="relu",
+                        sigma_w=SIGMA_W, sigma_b=0.0,
                         parameterization=task["parameterization"], seed=task["seed"], device="cpu")
     run = empirical.train(net, x_train, y_train, steps=steps[-1], lr_factor=task["lr_factor"], x_test=x_test,
                           snapshot_steps=steps, linearized=True, inplace=True)

@@ -49,7 +49,8 @@ def _task(task: Mapping[str, Any]) -> np.ndarray:
     import empirical
 
     x, y = np.asarray(task["x"]), np.asarray(task["y"])
-    net = empirical.MLP(x.shape[1], task["width"], task["depth"], task["activation"], sigma_w=task["sigma_w"],
+    net = empirical.MLP(x.shape[1], width=task["width"], depth=task["depth"], activation=task["activation"],
+                        sigma_w=task["sigma_w"],
                         sigma_b=task["sigma_b"], parameterization="ntk", seed=task["seed"], device="cpu")
     psi = None if task["readout"] == "linear" else "tanh"
     hess = [empirical.model_hessian_norm(net, xi, output_activation=psi, iterations=task["hessian_iterations"],

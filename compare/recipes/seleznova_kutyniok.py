@@ -67,7 +67,7 @@ def _trained(task: Mapping[str, Any]) -> xr.Dataset:
     import empirical
 
     x, y = np.asarray(task["x"]), np.asarray(task["y"])
-    net = empirical.MLP(x.shape[1], task["width"], task["depth"], task["activation"],
+    net = empirical.MLP(x.shape[1], width=task["width"], depth=task["depth"], activation=task["activation"],
                         sigma_w=math.sqrt(task["sigma_w2"]), sigma_b=0.0, parameterization="standard",
                         seed=task["seed"], device="cpu")
     return empirical.train(net, x, y, steps=task["steps"], lr_factor=task["lr_factor"],

@@ -100,7 +100,8 @@ def _progress(part: str, done: int, total: int, what: str, start: float) -> None
 def _mlp(width: int, depth: int, parameterization: str, out_features: int, seed: int):
     import empirical
 
-    return empirical.MLP(64, width, depth, "relu", sigma_w=SIGMA_W, sigma_b=0.0, parameterization=parameterization,
+    return empirical.MLP(64, width=width, depth=depth, activation="relu", sigma_w=SIGMA_W, sigma_b=0.0,
+                         parameterization=parameterization,
                          out_features=out_features, seed=seed, device="cpu")
 
 

@@ -49,7 +49,8 @@ def test_finite_networks_are_standard_and_approach_their_own_width_kernel(standa
     cfg, res = standard_sweep
     ds = res.dataset
     x, _, _ = load_points(cfg.data)
-    net = empirical.MLP(x.shape[1], 64, 1, "relu", sigma_w=math.sqrt(2.0), parameterization="standard", seed=1,
+    net = empirical.MLP(x.shape[1], width=64, depth=1, activation="relu", sigma_w=math.sqrt(2.0),
+                        parameterization="standard", seed=1,
                         device="cpu")
     np.testing.assert_allclose(ds.ntk_empirical.sel(width=64, seed=1).squeeze().values,
                                empirical.ntk(net, x).numpy(), rtol=1e-12)

@@ -173,7 +173,7 @@ def test_train_accepts_images():
         (lambda: empirical.build(_cnn_gap(4), (2, 6, 6), parameterization="mup", device="cpu"), ValueError,
          r"`parameterization` must be one of 'ntk', 'standard'"),
         (lambda: empirical.ntk(empirical.build(_cnn_gap(4), (2, 6, 6), device="cpu"), np.ones((2, 2, 5, 6))),
-         ValueError, r"`x1` has points of shape \(2, 5, 6\) but the model expects \(2, 6, 6\)"),
+         ValueError, r"`x1` has points of shape \(2, 5, 6\) but the model's are \(2, 6, 6\)"),
         (lambda: empirical.nngp(empirical.build(L.serial(L.Dense(features=3), L.Activation("relu")), 4,
                                                 device="cpu"), np.ones((2, 4))),
          ValueError, r"nngp: the network must end in a Dense readout"),

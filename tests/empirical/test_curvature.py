@@ -25,7 +25,8 @@ def spectral(H):
 
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
 def test_model_hessian_norm_matches_dense_hessian(parameterization, tol):
-    net = empirical.MLP(3, 5, 2, "tanh", sigma_b=0.3, out_features=2, parameterization=parameterization,
+    net = empirical.MLP(3, width=5, depth=2, activation="tanh", sigma_b=0.3, out_features=2,
+                        parameterization=parameterization,
                         device="cpu")
     x = torch.tensor([[0.3, -0.7, 1.1]], dtype=torch.float64)
     dense = [spectral(full_hessian(net, lambda f, a=a: f(x)[0, a])) for a in range(2)]
@@ -40,7 +41,7 @@ def test_model_hessian_norm_matches_dense_hessian(parameterization, tol):
 
 
 def test_nonlinear_output_hessian_matches_dense(tol):
-    net = empirical.MLP(2, 6, 1, "relu", sigma_b=0.2, device="cpu")
+    net = empirical.MLP(2, width=6, depth=1, activation="relu", sigma_b=0.2, device="cpu")
     x = torch.tensor([[0.5, -1.2]], dtype=torch.float64)
     dense = spectral(full_hessian(net, lambda f: torch.tanh(f(x)[0, 0])))
     n_params = sum(p.numel() for p in net.parameters())
@@ -50,7 +51,7 @@ def test_nonlinear_output_hessian_matches_dense(tol):
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_loss_hessian_norm_matches_dense(loss, tol):
-    net = empirical.MLP(2, 4, 1, "tanh", sigma_b=0.2, out_features=2, device="cpu")
+    net = empirical.MLP(2, width=4, depth=1, activation="tanh", sigma_b=0.2, out_features=2, device="cpu")
     x = torch.randn(5, 2, dtype=torch.float64)
     if loss == "mse":
         y = torch.randn(5, 2, dtype=torch.float64)
@@ -70,7 +71,8 @@ def test_transition_to_linearity():
 
     def mean_norm(width, **kw):
         return np.mean([empirical.model_hessian_norm(
-            empirical.MLP(2, width, 1, "tanh", sigma_w=1.5, seed=s, device="cpu"), x, iterations=20, **kw)
+            empirical.MLP(2, width=width, depth=1, activation="tanh", sigma_w=1.5, seed=s, device="cpu"), x,
+                          iterations=20, **kw)
             for s in range(3)])
 
     linear = {w: mean_norm(w) for w in (64, 1024)}
@@ -80,7 +82,7 @@ def test_transition_to_linearity():
 
 
 def test_gradient_norms():
-    net = empirical.MLP(3, 8, 2, "tanh", sigma_b=0.1, device="cpu")
+    net = empirical.MLP(3, width=8, depth=2, activation="tanh", sigma_b=0.1, device="cpu")
     x = torch.randn(4, 3, dtype=torch.float64)
     y = torch.randn(4, 1, dtype=torch.float64)
     g = empirical.gradient_norms(net, x, y)
@@ -108,6 +110,6 @@ def test_gradient_norms():
     ],
 )
 def test_curvature_errors(call, exc, match):
-    net = empirical.MLP(3, 4, 1, "tanh", device="cpu")
+    net = empirical.MLP(3, width=4, depth=1, activation="tanh", device="cpu")
     with pytest.raises(exc, match=match):
         call(net, torch.zeros(1, 3))

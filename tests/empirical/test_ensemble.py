@@ -30,7 +30,8 @@ def test_ensemble_equals_individual_networks():
     ds = empirical.ensemble_kernels(X, width=32, depth=2, activation="tanh", sigma_w=1.3, sigma_b=0.2,
                                     out_features=2, seeds=[5, 2, 9], seed_batch=2, device="cpu")
     for s in (5, 2, 9):
-        net = empirical.MLP(5, 32, 2, "tanh", sigma_w=1.3, sigma_b=0.2, out_features=2, seed=s, device="cpu")
+        net = empirical.MLP(5, width=32, depth=2, activation="tanh", sigma_w=1.3, sigma_b=0.2, out_features=2,
+                            seed=s, device="cpu")
         assert np.allclose(ds.ntk_empirical.sel(seed=s), empirical.ntk(net, X).numpy(), rtol=0, atol=1e-12)
         assert np.allclose(ds.nngp_empirical.sel(seed=s), empirical.nngp(net, X).numpy(), rtol=0, atol=1e-12)
     vals = ds.ntk_empirical.values
@@ -45,7 +46,7 @@ def test_ensemble_equals_individual_networks():
 def test_ensemble_with_x2():
     x2 = X[:2] + 0.5
     ds = empirical.ensemble_kernels(X, x2, width=16, depth=1, activation="relu", seeds=2, device="cpu")
-    net = empirical.MLP(5, 16, 1, "relu", seed=1, device="cpu")
+    net = empirical.MLP(5, width=16, depth=1, activation="relu", seed=1, device="cpu")
     assert ds.ntk_empirical.shape == (2, 4, 2)
     assert np.allclose(ds.ntk_empirical.sel(seed=1), empirical.ntk(net, X, x2).numpy(), atol=1e-12)
 

@@ -24,7 +24,8 @@ def explicit_forward(net: empirical.MLP, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("parameterization", ["ntk", "standard"])
 def test_forward_is_design_formula(parameterization):
-    net = empirical.MLP(5, 16, 3, "tanh", sigma_w=1.3, sigma_b=0.2, parameterization=parameterization,
+    net = empirical.MLP(5, width=16, depth=3, activation="tanh", sigma_w=1.3, sigma_b=0.2,
+                        parameterization=parameterization,
                         out_features=2, device="cpu")
     x = torch.randn(7, 5, dtype=torch.float64)
     assert torch.allclose(net(x), explicit_forward(net, x), rtol=0, atol=1e-14)
@@ -43,8 +44,8 @@ def test_ntk_and_standard_are_the_same_function():
 @pytest.mark.parametrize("sigma_w,sigma_b", [(1.0, 0.0), (2.0, 0.5)])
 def test_initialisation_statistics(sigma_w, sigma_b):
     # 5 standard errors of the sample variance (sqrt(2/m) relative for Gaussians).
-    ntk_net = empirical.MLP(64, 512, 2, "relu", sigma_w=sigma_w, sigma_b=sigma_b, device="cpu")
-    std_net = empirical.MLP(64, 512, 2, "relu", sigma_w=sigma_w, sigma_b=sigma_b,
+    ntk_net = empirical.MLP(64, width=512, depth=2, activation="relu", sigma_w=sigma_w, sigma_b=sigma_b, device="cpu")
+    std_net = empirical.MLP(64, width=512, depth=2, activation="relu", sigma_w=sigma_w, sigma_b=sigma_b,
                             parameterization="standard", device="cpu")
     for layer in ntk_net.layers:
         for p in (layer.weight, layer.bias):
@@ -65,17 +66,17 @@ def test_initialisation_statistics(sigma_w, sigma_b):
 
 
 def test_seed_reproducible_and_distinct():
-    a = empirical.MLP(3, 8, 2, "tanh", seed=3, device="cpu")
-    b = empirical.MLP(3, 8, 2, "tanh", seed=3, device="cpu")
-    c = empirical.MLP(3, 8, 2, "tanh", seed=4, device="cpu")
+    a = empirical.MLP(3, width=8, depth=2, activation="tanh", seed=3, device="cpu")
+    b = empirical.MLP(3, width=8, depth=2, activation="tanh", seed=3, device="cpu")
+    c = empirical.MLP(3, width=8, depth=2, activation="tanh", seed=4, device="cpu")
     for p, q, r in zip(a.parameters(), b.parameters(), c.parameters()):
         assert torch.equal(p, q)
         assert not torch.equal(p, r)
 
 
 def test_float32_model_matches_float64_draw():
-    a = empirical.MLP(3, 8, 1, "tanh", seed=1, dtype=torch.float32, device="cpu")
-    b = empirical.MLP(3, 8, 1, "tanh", seed=1, device="cpu")
+    a = empirical.MLP(3, width=8, depth=1, activation="tanh", seed=1, dtype=torch.float32, device="cpu")
+    b = empirical.MLP(3, width=8, depth=1, activation="tanh", seed=1, device="cpu")
     assert a.layers[0].weight.dtype == torch.float32
     assert torch.allclose(a.layers[0].weight.double(), b.layers[0].weight, atol=1e-6)
 
@@ -128,7 +129,7 @@ def test_mlp_errors(kwargs, exc, match):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
 def test_cuda_unavailable_error():
     with pytest.raises(ValueError, match="CUDA is not available here"):
-        empirical.MLP(3, 4, 1, "relu", device="cuda")
+        empirical.MLP(3, width=4, depth=1, activation="relu", device="cuda")
 
 
 def test_untranslatable_expression_error():
@@ -139,7 +140,7 @@ def test_untranslatable_expression_error():
 def test_deepcopy_after_ntktheory_compiled_the_activation():
     import copy
 
-    net = empirical.MLP(2, 4, 1, "tanh", device="cpu")
+    net = empirical.MLP(2, width=4, depth=1, activation="tanh", device="cpu")
     _ = net.activation.compiled  # ntktheory caches a numba module on the (shared) Activation
     twin = copy.deepcopy(net)
     x = torch.randn(3, 2, dtype=torch.float64)

@@ -7,7 +7,7 @@ import empirical
 
 
 def make(parameterization="ntk", k=1, depth=2, activation="tanh", sigma_b=0.2, width=24, seed=0):
-    return empirical.MLP(4, width, depth, activation, sigma_w=1.3, sigma_b=sigma_b,
+    return empirical.MLP(4, width=width, depth=depth, activation=activation, sigma_w=1.3, sigma_b=sigma_b,
                          parameterization=parameterization, out_features=k, seed=seed, device="cpu")
 
 
@@ -85,7 +85,7 @@ def test_generic_module_falls_back_to_jacobian():
 def test_ntk_parameterisation_one_hidden_layer_closed_form():
     # depth 1, identity: f = s_w/sqrt(n) W2 (s_w/sqrt(d) W1 x + s_b b1) + s_b b2, so
     # Theta = s_w^2/n |v|^2 ... written out from the gradients by hand.
-    net = empirical.MLP(3, 10, 1, "identity", sigma_w=1.5, sigma_b=0.4, device="cpu")
+    net = empirical.MLP(3, width=10, depth=1, activation="identity", sigma_w=1.5, sigma_b=0.4, device="cpu")
     x = torch.randn(4, 3, dtype=torch.float64)
     W2 = net.layers[1].weight[0].detach()
     h1 = net.layers[0](x).detach()
@@ -138,13 +138,14 @@ class _Foreign(nn.Module):
         (lambda net, x: empirical.ntk(net, x, outputs="diag"), ValueError,
          r"`outputs` must be one of 'mean', 'trace', 'full'; got 'diag'"),
         (lambda net, x: empirical.ntk(net, x[0]), ValueError, r"`x1` must be 2-D .* got shape \(4,\)"),
-        (lambda net, x: empirical.ntk(net, x, x[:, :2]), ValueError, r"`x2` has 2 features but the model expects 4"),
-        (lambda net, x: empirical.ntk(net, x[:, :3]), ValueError, r"`x1` has 3 features but the model expects 4"),
+        (lambda net, x: empirical.ntk(net, x, x[:, :2]), ValueError, r"`x2` has 2 features but the model has 4"),
+        (lambda net, x: empirical.ntk(net, x[:, :3]), ValueError, r"`x1` has 3 features but the model has 4"),
         (lambda net, x: empirical.ntk(net, x * float("nan")), ValueError, r"`x1` must be finite"),
         (lambda net, x: empirical.ntk(net, x[:0]), ValueError, r"`x1` must have at least one point"),
         (lambda net, x: empirical.ntk(net, x, chunk_size=0), ValueError, r"`chunk_size` must be an integer >= 1"),
         (lambda net, x: empirical.ntk("net", x), TypeError, r"`model` must be a torch.nn.Module; got 'net'"),
-        (lambda net, x: empirical.ntk(net, "abc"), TypeError, r"`x1` must be a 2-D tensor or array"),
+        (lambda net, x: empirical.ntk(net, "abc"), TypeError,
+         r"`x1` must be an array of real numbers, 2-D with shape \(n_points, n_features\); got str"),
         (lambda net, x: empirical.nngp(net, x, layers="first"), ValueError,
          r"`layers` must be one of 'readout', 'all'; got 'first'"),
         (lambda net, x: empirical.nngp(nn.Sequential(nn.Linear(4, 1)).double(), x), ValueError,
@@ -154,12 +155,13 @@ class _Foreign(nn.Module):
         (lambda net, x: empirical.nngp(_Foreign(), x), NotImplementedError,
          r"^nngp needs a network from empirical.build \(or empirical.MLP\) .*; got _Foreign\.$"),
         (lambda net, x: empirical.ntk(net, x.numpy() * 1j), TypeError,
-         r"`x1` must be an array of real numbers; got dtype complex128"),
+         r"`x1` must be real; got ndarray of dtype dtype\('complex128'\)"),
         (lambda net, x: empirical.ntk(net, x, x.to(torch.complex128)), TypeError,
-         r"`x2` must be real; got a tensor of dtype torch.complex128"),
+         r"`x2` must be real; got Tensor of dtype torch.complex128"),
         (lambda net, x: empirical.nngp(net, x.numpy().astype(object)), TypeError,
-         r"`x1` must be an array of real numbers; got dtype object"),
-        (lambda net, x: empirical.ntk(net, x > 0), TypeError, r"`x1` must be real; got a tensor of dtype torch.bool"),
+         r"`x1` must be an array of real numbers, 2-D .*; got ndarray of dtype dtype\('O'\)"),
+        (lambda net, x: empirical.ntk(net, x > 0), TypeError,
+         r"`x1` must be an array of real numbers, .*got Tensor of dtype torch.bool"),
     ],
 )
 def test_ntk_errors(call, exc, match):

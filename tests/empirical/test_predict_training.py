@@ -76,7 +76,8 @@ def _ensemble_errors(x, y, xt, k_train, k_cross, widths, seeds, steps, lr, var):
     for w in widths:
         f0x, f0t, ft = [], [], []
         for s in range(seeds):
-            model = empirical.MLP(x.shape[1], w, 1, "erf", sigma_w=1.5, sigma_b=0.1, seed=s, device="cpu")
+            model = empirical.MLP(x.shape[1], width=w, depth=1, activation="erf", sigma_w=1.5, sigma_b=0.1, seed=s,
+                                  device="cpu")
             run = empirical.train(model, x, y, steps=steps, lr=lr, x_test=xt, snapshot_steps=[0, steps],
                                   measure_ntk=False, linearized=False, inplace=True)
             assert not run["diverged"].any()

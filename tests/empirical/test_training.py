@@ -15,7 +15,7 @@ def data(n=16, m=6, d=3, seed=0):
 
 def test_linearized_equals_network_at_step_zero(tol):
     x, y, xt = data()
-    net = empirical.MLP(3, 32, 2, "tanh", sigma_b=0.1, out_features=2, device="cpu")
+    net = empirical.MLP(3, width=32, depth=2, activation="tanh", sigma_b=0.1, out_features=2, device="cpu")
     lin = empirical.Linearized(net)
     assert torch.allclose(lin(xt), net(xt), rtol=0, atol=tol["float64", "linearized_step0"])
     ds = empirical.train(net, x, torch.cat([y, -y], 1), steps=5, lr_factor=0.5, x_test=xt)
@@ -28,7 +28,7 @@ def test_linearized_equals_network_at_step_zero(tol):
 @pytest.mark.parametrize("batch_size", [None, 4])
 def test_function_space_linearization_equals_parameter_space_gd(batch_size, tol):
     x, y, xt = data()
-    net = empirical.MLP(3, 16, 2, "erf", sigma_b=0.2, device="cpu")
+    net = empirical.MLP(3, width=16, depth=2, activation="erf", sigma_b=0.2, device="cpu")
     ds = empirical.train(net, x, y, steps=12, lr_factor=0.7, x_test=xt, batch_size=batch_size, seed=3,
                          snapshot_steps=[0, 12], measure_ntk=False)
     # the same minibatch order as train(): a CPU generator seeded with `seed`, reshuffled per epoch
@@ -57,7 +57,7 @@ def test_function_space_linearization_equals_parameter_space_gd(batch_size, tol)
 
 def test_critical_learning_rate_is_two_n_over_lambda_max():
     x, y, _ = data(n=12)
-    net = empirical.MLP(3, 64, 1, "relu", device="cpu")
+    net = empirical.MLP(3, width=64, depth=1, activation="relu", device="cpu")
     lam = torch.linalg.eigvalsh(empirical.ntk(net, x)).max().item()
     assert empirical.critical_learning_rate(net, x) == pytest.approx(2 * 12 / lam, rel=1e-12)
     ds = empirical.train(net, x, y, steps=1, lr_factor=0.25, snapshot_steps=[0])
@@ -67,7 +67,7 @@ def test_critical_learning_rate_is_two_n_over_lambda_max():
 
 def test_linearized_model_converges_below_and_diverges_above_critical_rate():
     x, y, _ = data(n=10)
-    net = empirical.MLP(3, 32, 1, "tanh", device="cpu")
+    net = empirical.MLP(3, width=32, depth=1, activation="tanh", device="cpu")
     below = empirical.train(net, x, y, steps=400, lr_factor=0.98, measure_ntk=False, snapshot_steps=[0, 400])
     above = empirical.train(net, x, y, steps=400, lr_factor=1.05, measure_ntk=False, snapshot_steps=[0, 400])
     assert below.loss_linearized.sel(step=400) < below.loss_linearized.sel(step=0)
@@ -78,7 +78,7 @@ def test_linearized_model_converges_below_and_diverges_above_critical_rate():
 
 def test_divergence_recorded_not_raised():
     x, y, xt = data()
-    net = empirical.MLP(3, 32, 2, "relu", sigma_w=1.4, device="cpu")
+    net = empirical.MLP(3, width=32, depth=2, activation="relu", sigma_w=1.4, device="cpu")
     ds = empirical.train(net, x, y, steps=60, lr_factor=20.0, x_test=xt, snapshot_steps=[0, 30, 60])
     step = ds.attrs["diverged_step"]
     assert 0 < step <= 60
@@ -96,7 +96,8 @@ def test_distance_to_linearization_shrinks_with_width():
     widths = [32, 128, 512]
     dist = []
     for w in widths:
-        d = [empirical.train(empirical.MLP(3, w, 2, "tanh", sigma_w=1.5, sigma_b=0.1, seed=s, device="cpu"),
+        d = [empirical.train(empirical.MLP(3, width=w, depth=2, activation="tanh", sigma_w=1.5, sigma_b=0.1, seed=s,
+                                           device="cpu"),
                              x, y, steps=60, lr_factor=0.5, x_test=xt, measure_ntk=False,
                              snapshot_steps=[60]).function_distance_test.item() for s in (0, 1)]
         dist.append(np.mean(d))
@@ -108,7 +109,8 @@ def test_ntk_and_parameter_change_shrink_with_width():
     x, y, _ = data(n=12)
     change = {}
     for w in (32, 512):
-        ds = empirical.train(empirical.MLP(3, w, 2, "relu", sigma_w=1.4, device="cpu"), x, y, steps=50,
+        ds = empirical.train(empirical.MLP(3, width=w, depth=2, activation="relu", sigma_w=1.4, device="cpu"), x, y,
+                                           steps=50,
                              lr_factor=0.5, snapshot_steps=[0, 50], linearized=False)
         change[w] = (float(ds.ntk_relative_change.sel(step=50)), float(ds.param_relative_change.sel(step=50)))
         assert ds.ntk_empirical.dims == ("step", "x1", "x2")
@@ -119,7 +121,7 @@ def test_ntk_and_parameter_change_shrink_with_width():
 def test_cross_entropy_training():
     x, _, _ = data(n=20)
     labels = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
-    net = empirical.MLP(3, 64, 1, "relu", out_features=3, device="cpu")
+    net = empirical.MLP(3, width=64, depth=1, activation="relu", out_features=3, device="cpu")
     ds = empirical.train(net, x, labels, steps=80, lr=2.0, loss="cross_entropy", snapshot_steps=[0, 80])
     assert ds.loss.sel(step=80) < ds.loss.sel(step=0)
     assert ds.loss_linearized.sel(step=80) < ds.loss_linearized.sel(step=0)
@@ -128,14 +130,15 @@ def test_cross_entropy_training():
 
 def test_dataset_attrs_and_snapshots():
     x, y, xt = data()
-    net = empirical.MLP(3, 16, 1, "tanh", seed=7, device="cpu")
+    net = empirical.MLP(3, width=16, depth=1, activation="tanh", seed=7, device="cpu")
     ds = empirical.train(net, x, y, steps=30, lr=0.5, x_test=xt)
     assert list(ds.step.values) == sorted(set(ds.step.values)) and ds.step.values[0] == 0 and ds.step.values[-1] == 30
     for key in ("device", "dtype", "conventions", "config", "seeds", "lr", "lr_critical", "seconds", "model_seed"):
         assert key in ds.attrs
     assert ds.attrs["model_seed"] == 7 and ds.attrs["dtype"] == "float64"
     # the user's model is not modified unless inplace=True
-    assert torch.equal(net.layers[0].weight, empirical.MLP(3, 16, 1, "tanh", seed=7, device="cpu").layers[0].weight)
+    assert torch.equal(net.layers[0].weight, empirical.MLP(3, width=16, depth=1, activation="tanh", seed=7,
+                                                           device="cpu").layers[0].weight)
 
 
 @pytest.mark.parametrize(
@@ -152,15 +155,15 @@ def test_dataset_attrs_and_snapshots():
         (dict(lr=0.1, steps=-1), ValueError, r"`steps` must be an integer >= 1 \(the number of updates\); got -1"),
         (dict(lr=0.1, steps=0), ValueError, r"`steps` must be an integer >= 1 .*call empirical.ntk / empirical.nngp"),
         (dict(lr=0.1, steps=2.0), TypeError, r"`steps` must be an integer, got 2.0"),
-        (dict(lr=0.1, x_train=np.ones((16, 3)) * 1j), TypeError, r"`x_train` must be an array of real numbers; got "
-         r"dtype complex128"),
+        (dict(lr=0.1, x_train=np.ones((16, 3)) * 1j), TypeError, r"`x_train` must be real; got ndarray of dtype "
+         r"dtype\('complex128'\)"),
         (dict(lr=0.1, x_test=torch.ones(4, 3, dtype=torch.complex128)), TypeError,
-         r"`x_test` must be real; got a tensor of dtype torch.complex128"),
+         r"`x_test` must be real; got Tensor of dtype torch.complex128"),
     ],
 )
 def test_train_errors(kwargs, exc, match):
     x, y, _ = data()
-    net = empirical.MLP(3, 8, 1, "tanh", device="cpu")
+    net = empirical.MLP(3, width=8, depth=1, activation="tanh", device="cpu")
     args = dict(steps=5) | kwargs
     y_train = args.pop("y_train", y)
     x_train = args.pop("x_train", x)
