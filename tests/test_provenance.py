@@ -97,7 +97,7 @@ def test_empirical_ensemble_kernels():
 
 
 def test_empirical_train():
-    net = empirical.MLP(3, 8, 1, "tanh", seed=5, device="cpu")
+    net = empirical.MLP(3, width=8, depth=1, activation="tanh", seed=5, device="cpu")
     ds = empirical.train(net, torch.as_tensor(X), torch.as_tensor(Y), steps=2, lr=0.1)
     config = assert_schema(ds.attrs, "empirical", empirical_data=True)
     assert config["seed"] == 5 and config["training"]["steps"] == 2 and ds.attrs["seeds"] == "[5]"
