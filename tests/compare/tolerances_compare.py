@@ -78,8 +78,8 @@ TOLERANCES: dict[tuple[str, str], tuple[float, str]] = {
     (FLOAT64, "ngd_loss_ratio"): (1e-6, "loss ratios (1 - eta)^2 = 0.25 over 6 undamped NGD steps: each step "
                                         "solves with the Gram matrix, and the loss shrinks 4000-fold, so its "
                                         "rounding grows relative to it."),
-    (FLOAT64, "optimiser"): (1e-9, "the Laplace-evidence maximiser vs the root of its quadratic: the optimiser "
-                                   "converges to ~1e-12."),
+    (FLOAT64, "optimiser"): (1e-9, "the Laplace-evidence maximiser vs the root of its quadratic: an iterative "
+                                   "optimiser's convergence, not rounding."),
     (FLOAT64, "synthetic_slope"): (1e-3, "absolute: forgetting slopes fitted to synthetic accuracies with 1e-4 "
                                          "noise."),
     # -- recipes: kernel dynamics and fits -------------------------------------------------------

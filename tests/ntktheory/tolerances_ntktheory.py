@@ -69,20 +69,20 @@ TOLERANCES: dict[tuple[str, str], tuple[float, str]] = {
                                             "the issue's target, observed ~1e-13."),
     (FLOAT64, "meanfield_closed_form"): (1e-13, "closed forms (identity, relu, the arccos map, brentq on chi_1 at "
                                                 "4 eps): a fixed point or root to ~1e-15 plus a few operations."),
-    (FLOAT64, "erf_chi_1"): (1e-12, "erf's chi_1 from its closed form at the computed q* (a root found to ~1e-14): "
-                                    "100x margin."),
+    (FLOAT64, "erf_chi_1"): (1e-12, "erf's chi_1 from its closed form at the computed q*: the root solve's error "
+                                    "in q* enters chi_1."),
     (FLOAT64, "sigmoid_vs_tanh_q"): (1e-11, "sigmoid = (1 + tanh(x/2))/2: q* = 4 q*_tanh by two separate root "
-                                            "solves on different integrands (each ~1e-13)."),
+                                            "solves on different integrands."),
     (FLOAT64, "sigmoid_vs_tanh"): (1e-10, "relative: c*, chi's and xi's of the rescaled pair, derived from the two "
                                           "q*'s above (xi amplifies the error in log chi)."),
     (FLOAT64, "sigmoid_vs_tanh_abs"): (1e-12, "absolute floor for the same comparison, where c* or chi ~ 0."),
     (FLOAT64, "meanfield_zero_length"): (1e-12, "odd activations without bias: q* = 0 is the attracting fixed point, "
-                                                "reached to the length solver's ~1e-14; chi_1 = sigma_w^2 phi'(0)^2 "
-                                                "and c* there are exact up to that."),
+                                                "reached to the length solver's accuracy; chi_1 = sigma_w^2 "
+                                                "phi'(0)^2 and c* there are exact up to that."),
     (FLOAT64, "critical_chi_1"): (1e-9, "absolute: chi_1 = 1 at a critical point found with critical_tol=1e-9, the "
                                         "tolerance the test passes to mean_field."),
     (FLOAT64, "critical_vectorised"): (1e-11, "absolute: chi_1 = 1 at critical_sigma_w2's root (Illinois regula "
-                                              "falsi to ~1e-13) evaluated again by mean_field."),
+                                              "falsi, 1e-13 relative to brentq) evaluated again by mean_field."),
     (FLOAT64, "critical_exact"): (1e-10, "absolute: critical sigma_w^2 with a known exact value (tanh, erf, relu) "
                                          "or against scipy brentq at xtol 1e-13."),
     (FLOAT64, "critical_theory_md"): (5e-8, "absolute: THEORY.md quotes this critical sigma_w^2 (tanh, "
@@ -98,7 +98,7 @@ TOLERANCES: dict[tuple[str, str], tuple[float, str]] = {
     (FLOAT64, "fitted_rate"): (1e-2, "a least-squares slope of log |c - c*| over layers 40.. vs log chi_c: the "
                                      "fit sees next-order corrections of the asymptotic rate."),
     (FLOAT64, "trajectory_vs_scipy"): (1e-10, "absolute: the tanh correlation and length maps iterated vs the scipy "
-                                              "reference (quad at epsrel 1e-13) iterated: per-layer errors ~1e-13 "
+                                              "reference (quad at epsrel 1e-13) iterated: per-layer quadrature errors "
                                               "accumulate over the layers."),
     (FLOAT64, "correlation_paths"): (1e-13, "direct and tabulated Hermite coefficients go through one fixed-point "
                                             "solve, the rest of the series treated one way: agree to rounding even "
