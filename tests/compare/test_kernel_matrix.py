@@ -14,12 +14,10 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
+from tolerances_compare import tol  # tests/compare is on sys.path (pytest rootdir import)
 
 import ntktheory
 from compare import StoreMismatchError, cli, kernel_matrix
-
-#: Blocks against the in-memory kernels: relative to the largest entry of each matrix.
-RTOL = 1e-12
 
 TANH = dict(activation="tanh", depth=3, sigma_w=1.5, sigma_b=0.1)
 RELU = dict(activation="relu", depth=3, sigma_w=1.4, sigma_b=0.1)
@@ -47,7 +45,8 @@ def _assert_matches_memory(ds, ref, rng, n_blocks=6):
         for i, j in picks:
             rows, cols = slice(i * b, (i + 1) * b), slice(j * b, (j + 1) * b)
             got = ds[v].isel(x1=rows, x2=cols).values
-            np.testing.assert_allclose(got, ref[v].values[rows, cols], rtol=RTOL, atol=RTOL * scale,
+            np.testing.assert_allclose(got, ref[v].values[rows, cols],
+                                       rtol=tol("kernel_blocks"), atol=tol("kernel_blocks") * scale,
                                        err_msg=f"{v} block ({i}, {j})")
 
 
@@ -75,7 +74,8 @@ def test_blocks_equal_in_memory_kernels(tmp_path, n1, n2, block_size, network):
     with xr.open_zarr(tmp_path / "K.zarr") as ds:
         for v in ("nngp", "ntk"):
             scale = float(np.abs(ref[v].values).max())
-            np.testing.assert_allclose(ds[v].values, ref[v].values, rtol=RTOL, atol=RTOL * scale)
+            np.testing.assert_allclose(ds[v].values, ref[v].values,
+                                       rtol=tol("kernel_blocks"), atol=tol("kernel_blocks") * scale)
             if n2 is None:
                 np.testing.assert_array_equal(ds[v].values, ds[v].values.T)
         assert bool(ds.block_done.all())
@@ -207,7 +207,8 @@ def test_cli_writes_blocked_store(tmp_path, capsys):
     assert "peak resident memory" in text and f"wrote {out}" in text
     ref = ntktheory.kernels(x1, x2, **TANH)
     with xr.open_zarr(out) as ds:
-        np.testing.assert_allclose(ds.ntk.values, ref.ntk.values, rtol=RTOL, atol=RTOL * float(ref.ntk.max()))
+        np.testing.assert_allclose(ds.ntk.values, ref.ntk.values,
+                                   rtol=tol("kernel_blocks"), atol=tol("kernel_blocks") * float(ref.ntk.max()))
     assert cli.main(argv(3)) == 0 and "(6 blocks of 4: 6 reused, 0 computed)" in capsys.readouterr().out
     assert cli.main(argv(2)) == 2
     assert "different kernel matrix configuration (depth: store has 3, this run has 2)" in capsys.readouterr().err

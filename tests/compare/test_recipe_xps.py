@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
+from tolerances_compare import tol  # tests/compare is on sys.path (pytest rootdir import)
 
 from compare.recipes import xiao_pennington_schoenholz as xps
 from compare.recipes._analysis import bootstrap_interval
@@ -84,8 +85,9 @@ def test_mean_field_table_matches_the_erf_closed_form() -> None:
 
     t = xps.mean_field_table(np.array([0.5, 1.0, 3.0]), 0.18, "erf")
     q = t["q_star"]
-    np.testing.assert_allclose(t["chi_1"], np.array([0.5, 1.0, 3.0]) * (4 / math.pi) / np.sqrt(1 + 4 * q), rtol=1e-9)
-    np.testing.assert_allclose(t["xi_1"][:2], -1 / np.log(t["chi_1"][:2]), rtol=1e-12)
+    np.testing.assert_allclose(t["chi_1"], np.array([0.5, 1.0, 3.0]) * (4 / math.pi) / np.sqrt(1 + 4 * q),
+                               rtol=tol("mean_field_table"))
+    np.testing.assert_allclose(t["xi_1"][:2], -1 / np.log(t["chi_1"][:2]), rtol=tol("xi_identity"))
     assert t["xi_1"][2] == math.inf and t["xi_star"][0] == math.inf  # each scale only in its own phase
     assert t["xi_star"][2] == pytest.approx(-1 / (math.log(t["chi_c"][2]) - math.log(t["chi_1"][2])))
     assert list(t["phase"]) == ["ordered", "ordered", "chaotic"]
@@ -120,10 +122,10 @@ def test_analysis_reproduces_the_papers_pattern_on_synthetic_data(tmp_path) -> N
     assert all(c.source for c in claims) and all(f.exists() for f in figures) and len(figures) == 3
     for arch in xps.ARCHITECTURES:
         c = _by_start(claims, f"{arch}: in the ordered phase")
-        assert c.verdict == "reproduced" and c.value == pytest.approx(0.2, abs=0.03)
+        assert c.verdict == "reproduced" and c.value == pytest.approx(0.2, abs=tol("synthetic_accuracy"))
     for arch in ("fcn", "cnn"):
         c = _by_start(claims, f"{arch}: in the chaotic phase")
-        assert c.verdict == "reproduced" and c.value == pytest.approx(0.1, abs=0.03)
+        assert c.verdict == "reproduced" and c.value == pytest.approx(0.1, abs=tol("synthetic_accuracy"))
     close = _by_start(claims, "CNNs without global average pooling")
     assert close.verdict == "reproduced" and close.value < 0.05
     different = _by_start(claims, "CNNs with global average pooling")
@@ -163,7 +165,7 @@ def test_gap_advantage_is_cross_fitted() -> None:
         adv = xps.gap_advantage(ds)
         assert adv["gain_selection"] > 0.1  # the selection half is optimistic by construction
         gains.append(adv["value"])
-    assert abs(np.mean(gains)) < 0.05  # the measuring half is not
+    assert abs(np.mean(gains)) < tol("synthetic_gain")  # the measuring half is not
 
 
 def test_bootstrap_interval_pairs_and_validates() -> None:
@@ -171,7 +173,7 @@ def test_bootstrap_interval_pairs_and_validates() -> None:
     x = rng.standard_normal(2000) + 3.0
     value, lo, hi = bootstrap_interval(x, np.mean, n_boot=300)
     assert value == pytest.approx(float(x.mean()))
-    assert lo < 3.0 < hi and hi - lo == pytest.approx(2 * 1.96 / math.sqrt(2000), rel=0.2)
+    assert lo < 3.0 < hi and hi - lo == pytest.approx(2 * 1.96 / math.sqrt(2000), rel=tol("bootstrap_width"))
     a = rng.standard_normal(500)
     diff = bootstrap_interval((a + 1.0, a), lambda u, v: float(np.mean(u - v)), n_boot=100)
     assert diff == (1.0, 1.0, 1.0) or np.allclose(diff, 1.0)  # paired: the common noise cancels

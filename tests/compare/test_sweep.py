@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from compare_toy_tasks import toy_config, toy_task
+from tolerances_compare import tol  # tests/compare is on sys.path (pytest rootdir import)
 
 from compare import InitPoint, StoreMismatchError, run_sweep
 
@@ -41,7 +42,7 @@ def test_failed_and_diverged_tasks_are_recorded_while_others_finish(tmp_path):
 def test_gap_shrinks_like_inverse_sqrt_width_in_toy_sweep(tmp_path):
     ds = _run(toy_config(activations=("tanh",), depths=(1,), seeds=tuple(range(6))), tmp_path / "s.zarr").dataset
     fit = ds.sel(init="ordered").ntkgap.width_exponent("ntk")
-    assert float(np.abs(fit.slope + 0.5).max()) < 0.15
+    assert float(np.abs(fit.slope + 0.5).max()) < tol("sweep_slope")
 
 
 def test_store_of_another_configuration_is_refused(tmp_path):

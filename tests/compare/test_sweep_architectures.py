@@ -4,6 +4,7 @@ tasks agree with ntktheory / empirical called directly."""
 import numpy as np
 import pytest
 import torch
+from tolerances_compare import tol  # tests/compare is on sys.path (pytest rootdir import)
 
 import empirical
 import ntktheory
@@ -32,14 +33,16 @@ def test_architecture_sweep_matches_direct_calls(tmp_path):
     gap = L.preset("cnn-gap", depth=1, width=None, activation="relu", sigma_w=np.sqrt(2.0), sigma_b=np.sqrt(0.1))
     theory = ntktheory.kernels(x_img, architecture=gap)
     np.testing.assert_allclose(ds.ntk_theory.sel(architecture="cnn-gap").squeeze().values, theory.ntk.values,
-                               rtol=1e-13)
+                               rtol=tol("sweep_vs_kernels"))
     fcn = ntktheory.kernels(x_img.reshape(len(x_img), -1), activation="relu", depth=1, sigma_w=np.sqrt(2.0),
                             sigma_b=np.sqrt(0.1))
-    np.testing.assert_allclose(ds.ntk_theory.sel(architecture="fcn").squeeze().values, fcn.ntk.values, rtol=1e-13)
+    np.testing.assert_allclose(ds.ntk_theory.sel(architecture="fcn").squeeze().values, fcn.ntk.values,
+                               rtol=tol("sweep_vs_kernels"))
     net = empirical.build(L.preset("cnn", depth=1, width=16, activation="relu", sigma_w=np.sqrt(2.0),
                                    sigma_b=np.sqrt(0.1)), (1, 8, 8), seed=0, device="cpu")
     k = empirical.ntk(net, torch.as_tensor(x_img)).numpy()
-    np.testing.assert_allclose(ds.ntk_empirical.sel(architecture="cnn", width=16).squeeze().values, k, rtol=1e-12)
+    np.testing.assert_allclose(ds.ntk_empirical.sel(architecture="cnn", width=16).squeeze().values, k,
+                               rtol=tol("sweep_vs_empirical"))
 
 
 def test_default_sweep_has_no_architecture_dim_and_keeps_its_fingerprint():

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from tolerances_compare import tol  # tests/compare is on sys.path (pytest rootdir import)
 
 from compare.cli import main
 
@@ -68,7 +69,7 @@ def test_accessor_on_open_zarr_matches_loaded_data_without_warnings(run_folder, 
             warnings.simplefilter("error")  # neither Dask's "not implemented" warnings nor numpy's
             result = call(lazy).compute()
         eager = call(lazy.load())
-    xr.testing.assert_allclose(result, eager, rtol=1e-12)
+    xr.testing.assert_allclose(result, eager, rtol=tol("lazy_vs_eager"))
     values = result.to_array() if isinstance(result, xr.Dataset) else result
     assert np.isfinite(values).any()
 

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from tolerances_compare import tol  # tests/compare is on sys.path (pytest rootdir import)
 
 import empirical
 import ntktheory
@@ -37,12 +38,15 @@ def test_theory_has_a_width_dim_and_matches_ntktheory(standard_sweep):
     for w in cfg.widths:
         k = ntktheory.kernels(x, activation="relu", depth=1, sigma_w=math.sqrt(2.0), parameterization="standard",
                               width=w)
-        np.testing.assert_allclose(ds.ntk_theory.sel(width=w).squeeze().values, k.ntk.values, rtol=1e-13)
-        np.testing.assert_allclose(ds.nngp_theory.sel(width=w).squeeze().values, k.nngp.values, rtol=1e-13)
+        np.testing.assert_allclose(ds.ntk_theory.sel(width=w).squeeze().values, k.ntk.values,
+                                   rtol=tol("sweep_vs_kernels"))
+        np.testing.assert_allclose(ds.nngp_theory.sel(width=w).squeeze().values, k.nngp.values,
+                                   rtol=tol("sweep_vs_kernels"))
     # the NTK grows with the width, the NNGP does not
     diag = ds.ntk_theory.isel(x1=0, x2=0).squeeze()
     assert float(diag.sel(width=256)) > 10 * float(diag.sel(width=16))
-    np.testing.assert_allclose(ds.nngp_theory.sel(width=16).values, ds.nngp_theory.sel(width=256).values, rtol=1e-14)
+    np.testing.assert_allclose(ds.nngp_theory.sel(width=16).values, ds.nngp_theory.sel(width=256).values,
+                               rtol=tol("width_free_nngp"))
 
 
 def test_finite_networks_are_standard_and_approach_their_own_width_kernel(standard_sweep):
@@ -53,7 +57,7 @@ def test_finite_networks_are_standard_and_approach_their_own_width_kernel(standa
                         parameterization="standard", seed=1,
                         device="cpu")
     np.testing.assert_allclose(ds.ntk_empirical.sel(width=64, seed=1).squeeze().values,
-                               empirical.ntk(net, x).numpy(), rtol=1e-12)
+                               empirical.ntk(net, x).numpy(), rtol=tol("sweep_vs_empirical"))
     gap = ds.ntkgap.relative_frobenius("ntk").mean("seed").squeeze()
     assert float(gap.sel(width=256)) < float(gap.sel(width=16)) < 1.0
     text, rows = summary_table(ds)

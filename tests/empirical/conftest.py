@@ -1,28 +1,11 @@
-"""Shared fixtures for the empirical tests: tolerances by dtype and quantity, and an independent
-reference recursion for the infinite-width kernels of closed-form activations."""
+"""Shared helpers for the empirical tests: an independent reference recursion for the infinite-width
+kernels of closed-form activations (tolerances: tests/empirical/tolerances_empirical.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from ntktheory.activations import get_activation
-
-#: One table of tolerances, keyed by (dtype, quantity).
-TOLERANCES = {
-    ("float64", "ntk_methods_agree"): 1e-10,  # absolute, entries O(1)
-    ("float64", "linearized_step0"): 1e-12,
-    ("float64", "function_vs_parameter_linearization"): 1e-10,
-    ("float64", "hessian_norm_lanczos"): 1e-9,  # relative
-    ("float64", "hessian_norm_power"): 1e-6,  # relative
-    ("float64", "activation_vs_ntktheory"): 1e-12,
-    ("monte_carlo", "z_max"): 4.5,  # max |mean - reference| / standard error over all entries
-}
-
-
-@pytest.fixture
-def tol():
-    return TOLERANCES
 
 
 def reference_kernels(x1, x2, *, activation, depth, sigma_w, sigma_b, parameterization="ntk", width=None):

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tolerances_empirical import tol  # tests/empirical is on sys.path (pytest rootdir import)
 from torch import nn
 
 import empirical
@@ -28,7 +29,7 @@ def test_forward_is_design_formula(parameterization):
                         parameterization=parameterization,
                         out_features=2, device="cpu")
     x = torch.randn(7, 5, dtype=torch.float64)
-    assert torch.allclose(net(x), explicit_forward(net, x), rtol=0, atol=1e-14)
+    assert torch.allclose(net(x), explicit_forward(net, x), rtol=0, atol=tol("explicit_forward"))
     assert len(net.layers) == 4
     assert net(x).shape == (7, 2)
 
@@ -38,7 +39,7 @@ def test_ntk_and_standard_are_the_same_function():
     x = torch.randn(6, 4, dtype=torch.float64)
     a = empirical.MLP(parameterization="ntk", **kw)(x)
     b = empirical.MLP(parameterization="standard", **kw)(x)
-    assert torch.allclose(a, b, rtol=1e-13, atol=1e-13)
+    assert torch.allclose(a, b, rtol=tol("explicit_formula"), atol=tol("explicit_formula"))
 
 
 @pytest.mark.parametrize("sigma_w,sigma_b", [(1.0, 0.0), (2.0, 0.5)])
@@ -78,7 +79,7 @@ def test_float32_model_matches_float64_draw():
     a = empirical.MLP(3, width=8, depth=1, activation="tanh", seed=1, dtype=torch.float32, device="cpu")
     b = empirical.MLP(3, width=8, depth=1, activation="tanh", seed=1, device="cpu")
     assert a.layers[0].weight.dtype == torch.float32
-    assert torch.allclose(a.layers[0].weight.double(), b.layers[0].weight, atol=1e-6)
+    assert torch.allclose(a.layers[0].weight.double(), b.layers[0].weight, atol=tol("weights_draw", "float32"))
 
 
 SPECS = [*registry_names(), leaky_relu(negative_slope=0.2), "x*tanh(x)", "Max(x, 0) + 0.1*sin(x)",
@@ -86,15 +87,15 @@ SPECS = [*registry_names(), leaky_relu(negative_slope=0.2), "x*tanh(x)", "Max(x,
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
-def test_activations_match_ntktheory(spec, tol):
+def test_activations_match_ntktheory(spec):
     phi = empirical.torch_activation(spec)
     act = get_activation(spec)
     u = torch.linspace(-6, 6, 241, dtype=torch.float64)
-    assert np.allclose(phi(u).numpy(), act.phi(u.numpy()), rtol=0, atol=tol["float64", "activation_vs_ntktheory"])
+    assert np.allclose(phi(u).numpy(), act.phi(u.numpy()), rtol=0, atol=tol("activation_vs_ntktheory"))
     # derivatives by autograd equal ntktheory's phi' (kink conventions included)
     uu = u.clone().requires_grad_(True)
     (d,) = torch.autograd.grad(phi(uu).sum(), uu)
-    assert np.allclose(d.numpy(), act.dphi(u.numpy()), rtol=0, atol=1e-10)
+    assert np.allclose(d.numpy(), act.dphi(u.numpy()), rtol=0, atol=tol("activation_derivative"))
 
 
 def test_registry_names_use_torch_builtins():

@@ -23,20 +23,10 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from tolerances_empirical import tol  # tests/empirical is on sys.path (pytest rootdir import)
 
 import empirical
 import ntktheory
-
-#: Bands for the fitted log-log slopes against width and the Monte Carlo z-score.
-RATE_BANDS = {
-    "deviation": (-0.8, -0.3),  # RMS of f_t - g over seeds and test points; theory -1/2 (measured -0.49)
-    # control-variate errors: noise ~ n^-1/2 / sqrt(S) plus O(1/n) bias; measured -0.5 to -0.6 with
-    # standard errors 0.1 (mean) and 0.2 (variance) over 24 seeds: bands of about +-3 standard errors
-    "mean": (-1.3, -0.2),
-    "variance": (-1.3, -0.1),
-}
-Z_MAX = 4.5  # |ensemble mean - predicted mean| / its standard error, max over the test points
-LINEARIZED_VS_PREDICT = 1e-10  # absolute, outputs O(1)
 
 
 def _data(n=8, m=6, d=4, k=1, seed=0):
@@ -66,7 +56,7 @@ def test_linearized_twin_is_predict_with_its_empirical_ntk(k):
                                           learning_rate=k * lr, covariance=False)
     want = pred["mean"].values[..., 0] + f0_test
     got = run["output_test_linearized"].values.reshape(len(steps), -1)
-    np.testing.assert_allclose(got, want, rtol=0, atol=LINEARIZED_VS_PREDICT)
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol("linearized_vs_predict"))
 
 
 def _ensemble_errors(x, y, xt, k_train, k_cross, widths, seeds, steps, lr, var):
@@ -115,10 +105,10 @@ def test_trained_ensemble_approaches_the_prediction_with_width():
     logw = np.log(widths)
     for name, values in (("deviation", deviation), ("mean", mean_err), ("variance", var_err)):
         slope = scipy.stats.linregress(logw, np.log(values)).slope
-        lo, hi = RATE_BANDS[name]
+        lo, hi = tol(f"slope_band_{name}")
         assert lo <= slope <= hi, (name, slope, values)
     z = np.abs(ft.mean(0) - mu) / np.sqrt(var / seeds)
-    assert np.max(z) <= Z_MAX
+    assert np.max(z) <= tol("mc_z_max")
     # sample variance of S draws: relative standard error sqrt(2 / (S - 1)) ~ 0.25
-    assert np.max(np.abs(ft.var(0, ddof=1) / var - 1)) <= Z_MAX * math.sqrt(2 / (seeds - 1))
+    assert np.max(np.abs(ft.var(0, ddof=1) / var - 1)) <= tol("mc_z_max") * math.sqrt(2 / (seeds - 1))
     assert deviation[-1] < 0.1

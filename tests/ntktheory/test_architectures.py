@@ -18,7 +18,7 @@ import pathlib
 import numpy as np
 import pytest
 import reference_cnn  # tests/ntktheory is on sys.path (pytest rootdir import)
-import tolerances as tol
+from tolerances_ntktheory import tol
 
 import ntktheory
 from ntktheory import _kernels
@@ -53,9 +53,9 @@ def test_against_neural_tangents(name):
     for key in ("nngp", "ntk"):
         r11, r12 = ref[f"{name}/{key}11"], ref[f"{name}/{key}12"]
         scale = np.abs(r11).max()
-        assert np.abs(d11[key].values - r11)[off].max() <= 1e-10 * scale
-        assert np.abs(d11[key].values - r11).max() <= 1e-7 * scale
-        assert np.abs(d12[key].values - r12).max() <= 1e-10 * np.abs(r12).max()
+        assert np.abs(d11[key].values - r11)[off].max() <= tol("stax_off_diagonal") * scale
+        assert np.abs(d11[key].values - r11).max() <= tol("stax_diagonal") * scale
+        assert np.abs(d12[key].values - r12).max() <= tol("stax_off_diagonal") * np.abs(r12).max()
         np.testing.assert_array_equal(d11[key].values, d11[key].values.T)
 
 
@@ -105,12 +105,13 @@ def test_against_dense_numpy_recursion(name, parameterization):
     ours = ntktheory.kernels(x1, x2, architecture=arch, parameterization=parameterization)
     nngp, ntk = reference_cnn.kernels(specs, x1, x2, parameterization)
     assert ("closed_form_fused_blocks" in ours.attrs["quadrature"]) == name.startswith("gap_fused")
-    np.testing.assert_allclose(ours.nngp.values, nngp, rtol=0, atol=tol.KERNEL_PATHS * np.abs(nngp).max())
-    np.testing.assert_allclose(ours.ntk.values, ntk, rtol=0, atol=tol.KERNEL_PATHS * np.abs(ntk).max())
+    np.testing.assert_allclose(ours.nngp.values, nngp, rtol=0, atol=tol("kernel_paths") * np.abs(nngp).max())
+    np.testing.assert_allclose(ours.ntk.values, ntk, rtol=0, atol=tol("kernel_paths") * np.abs(ntk).max())
 
 
 # ---------------------------------------------------------------------- identities
-def _assert_same(a, b, rtol=tol.EXACT_IDENTITY):
+def _assert_same(a, b, rtol=None):
+    rtol = tol("exact_identity") if rtol is None else rtol
     for key in ("nngp", "ntk"):
         scale = np.abs(b[key].values).max()
         np.testing.assert_allclose(a[key].values, b[key].values, rtol=0, atol=rtol * scale)
@@ -135,9 +136,9 @@ def test_one_by_one_convolution_on_one_pixel_is_dense():
                    L.Activation("relu"), L.Dense(sigma_w=1.2, sigma_b=0.3))
     a = ntktheory.kernels(x[:, :, None, None], architecture=cnn)
     b = ntktheory.kernels(x, architecture=mlp)
-    np.testing.assert_allclose(a.nngp.values, b.nngp.values, rtol=1e-13)
+    np.testing.assert_allclose(a.nngp.values, b.nngp.values, rtol=tol("reordered_arithmetic"))
     # the NTK: Theta' = Sigma' + sigma_w^2/9 Theta, as a Dense of sigma_w/3 gives with bias unchanged
-    np.testing.assert_allclose(a.ntk.values, b.ntk.values, rtol=1e-13)
+    np.testing.assert_allclose(a.ntk.values, b.ntk.values, rtol=tol("reordered_arithmetic"))
 
 
 def test_global_average_pool_is_pooling_over_the_whole_image():
@@ -161,7 +162,7 @@ def test_flatten_is_the_same_in_the_diagonal_and_the_full_form():
         diag = ntktheory.kernels(x, xb, architecture=L.serial(*body, *tail))
         full = ntktheory.kernels(x, xb, architecture=L.serial(*body, L.AvgPool(window=1), *tail))
         assert (diag.attrs["spatial_form"], full.attrs["spatial_form"]) == ("diagonal", "full")
-        _assert_same(diag, full, tol.KERNEL_PATHS)
+        _assert_same(diag, full, tol("kernel_paths"))
 
 
 def test_residual_with_vanishing_branch_is_the_identity():
@@ -172,7 +173,7 @@ def test_residual_with_vanishing_branch_is_the_identity():
     res = L.Residual(L.Activation("relu"), L.Conv(kernel_size=3, sigma_w=1e-9, sigma_b=0.0))
     a = ntktheory.kernels(x, architecture=L.serial(*head, res, *tail))
     b = ntktheory.kernels(x, architecture=L.serial(*head, *tail))
-    _assert_same(a, b, 1e-14)
+    _assert_same(a, b, tol("few_operations"))
 
 
 def test_residual_adds_the_branch_kernels():
@@ -185,7 +186,8 @@ def test_residual_adds_the_branch_kernels():
     alone = ntktheory.kernels(x, architecture=L.serial(first, branch))
     shortcut = ntktheory.kernels(x, architecture=first)
     for key in ("nngp", "ntk"):
-        np.testing.assert_allclose(both[key].values, alone[key].values + shortcut[key].values, rtol=1e-14)
+        np.testing.assert_allclose(both[key].values, alone[key].values + shortcut[key].values,
+                                   rtol=tol("few_operations"))
 
 
 def test_layer_norm_normalises_flat_kernels():
@@ -194,8 +196,8 @@ def test_layer_norm_normalises_flat_kernels():
     ds = ntktheory.kernels(x, architecture=L.serial(L.Dense(sigma_w=1.4, sigma_b=0.5), L.LayerNorm()))
     raw = ntktheory.kernels(x, architecture=L.Dense(sigma_w=1.4, sigma_b=0.5))
     d = np.sqrt(np.diag(raw.nngp.values))
-    np.testing.assert_allclose(ds.nngp.values, raw.nngp.values / np.outer(d, d), rtol=1e-14)
-    np.testing.assert_allclose(ds.ntk.values, raw.ntk.values / np.outer(d, d), rtol=1e-14)
+    np.testing.assert_allclose(ds.nngp.values, raw.nngp.values / np.outer(d, d), rtol=tol("few_operations"))
+    np.testing.assert_allclose(ds.ntk.values, raw.ntk.values / np.outer(d, d), rtol=tol("few_operations"))
     np.testing.assert_array_equal(np.diag(ds.nngp.values), 1.0)
 
 
@@ -208,8 +210,8 @@ def test_hand_computed_linear_cnn():
     ds = ntktheory.kernels(x, architecture=arch)
     dots = np.einsum("iahw,jahw->ij", x, x)
     sigma = 4.0 * dots / 4 + 0.25
-    np.testing.assert_allclose(ds.nngp.values, sigma, rtol=1e-15)
-    np.testing.assert_allclose(ds.ntk.values, 2 * sigma, rtol=1e-15)
+    np.testing.assert_allclose(ds.nngp.values, sigma, rtol=tol("same_arithmetic"))
+    np.testing.assert_allclose(ds.ntk.values, 2 * sigma, rtol=tol("same_arithmetic"))
 
 
 def test_same_padding_hand_computed():
@@ -224,7 +226,7 @@ def test_same_padding_hand_computed():
         for q in range(3):
             k[p, q] = sum(x[0, 0, 0, p + d] * x[0, 0, 0, q + d] for d in (-1, 0, 1)
                           if 0 <= p + d < 3 and 0 <= q + d < 3)
-    np.testing.assert_allclose(float(ds.nngp[0, 0]), k.mean(), rtol=1e-15)
+    np.testing.assert_allclose(float(ds.nngp[0, 0]), k.mean(), rtol=tol("same_arithmetic"))
 
 
 def test_symmetric_blocks_equal_cross_kernel_and_small_blocks(monkeypatch):
@@ -238,13 +240,13 @@ def test_symmetric_blocks_equal_cross_kernel_and_small_blocks(monkeypatch):
     cross = ntktheory.kernels(x, x.copy(), architecture=arch)
     off = ~np.eye(7, dtype=bool)
     for key in ("nngp", "ntk"):
-        np.testing.assert_allclose(whole[key].values[off], cross[key].values[off], rtol=tol.KERNEL_PATHS)
+        np.testing.assert_allclose(whole[key].values[off], cross[key].values[off], rtol=tol("kernel_paths"))
     monkeypatch.setattr(_kernels, "BLOCK_BYTES", 3 * 16**2 * 6 * 8)  # blocks of 3 inputs
     split = ntktheory.kernels(x, architecture=arch)
-    _assert_same(split, whole, tol.EXACT_IDENTITY)
+    _assert_same(split, whole, tol("exact_identity"))
     split_cross = ntktheory.kernels(x, x[:4], architecture=arch)
     for key in ("nngp", "ntk"):
-        np.testing.assert_allclose(split_cross[key].values, cross[key].values[:, :4], rtol=tol.KERNEL_PATHS)
+        np.testing.assert_allclose(split_cross[key].values, cross[key].values[:, :4], rtol=tol("kernel_paths"))
 
 
 def test_all_depths_with_repeat_equals_separate_calls():
@@ -258,7 +260,7 @@ def test_all_depths_with_repeat_equals_separate_calls():
             one = ntktheory.kernels(x, architecture=L.cnn(depth=d, kernel_size=3, activation="erf", sigma_w=1.5,
                                                           sigma_b=0.2, readout=readout))
             for key in ("nngp", "ntk"):
-                np.testing.assert_allclose(every[key].sel(depth=d).values, one[key].values, rtol=1e-14)
+                np.testing.assert_allclose(every[key].sel(depth=d).values, one[key].values, rtol=tol("few_operations"))
 
 
 def test_quadrature_activation_in_cnn_matches_closed_form():
@@ -272,7 +274,7 @@ def test_quadrature_activation_in_cnn_matches_closed_form():
     a = ntktheory.kernels(x, architecture=body("erf"))
     b = ntktheory.kernels(x, architecture=body("erf(x) + 0*x**2"))
     assert json.loads(b.attrs["quadrature"])[0]["method"] == "quadrature"
-    _assert_same(a, b, tol.KERNEL_PATHS)
+    _assert_same(a, b, tol("kernel_paths"))
 
 
 def test_psd_and_attrs():
@@ -282,7 +284,7 @@ def test_psd_and_attrs():
     ds = ntktheory.kernels(x, architecture=arch)
     for key in ("nngp", "ntk"):
         eig = np.linalg.eigvalsh(ds[key].values)
-        assert eig.min() >= -tol.PSD * eig.max()
+        assert eig.min() >= -tol("psd") * eig.max()
     assert ds.attrs["architecture"].startswith("serial(Repeat(serial(Conv(")
     assert "stax conventions" in ds.attrs["conventions"] and json.loads(ds.attrs["in_shape"]) == [1, 4, 4]
 
@@ -343,7 +345,7 @@ def test_monte_carlo_wide_cnn(readout):
         values = np.stack([s[k] for s in samples])
         mean, se = values.mean(axis=0), values.std(axis=0, ddof=1) / math.sqrt(draws)
         expected = theory[key].values
-        allowed = tol.MC_STANDARD_ERRORS * se + 4.0 / channels * np.abs(expected)
+        allowed = tol("mc_standard_errors") * se + 4.0 / channels * np.abs(expected)
         assert np.all(np.abs(mean - expected) <= allowed), (key, mean, expected, se)
 
 

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 from scipy import integrate, special
+from tolerances_ntktheory import tol  # tests/ntktheory is on sys.path (pytest rootdir import)
 
 from ntktheory._gauss import composite_legendre, expect
 from ntktheory.activations import get_activation
@@ -69,7 +70,7 @@ def test_matches_adaptive_quadrature(name: str, q: float) -> None:
         value = float(expect([ours[i], ours[j]], q))
         reference = _quad_reference(ref[i], ref[j], q)
         scale = math.sqrt(_quad_reference(ref[i], ref[i], q) * _quad_reference(ref[j], ref[j], q))
-        assert abs(value - reference) <= 1e-12 * scale, (name, q, i, j, value, reference)
+        assert abs(value - reference) <= tol("gauss_vs_scipy") * scale, (name, q, i, j, value, reference)
 
 
 @pytest.mark.parametrize("q", [1e-6, 0.5, 3.0, 250.0])
@@ -78,14 +79,14 @@ def test_polynomial_moments_are_exact(q: float) -> None:
     for k in range(0, 6):
         power = get_activation(f"x**{2 * k}") if k else get_activation("1 + 0*x")
         expected = q**k * special.factorial2(2 * k - 1) if k else 1.0
-        assert float(expect([power.phi], q)) == pytest.approx(expected, rel=1e-13)
+        assert float(expect([power.phi], q)) == pytest.approx(expected, rel=tol("gauss_polynomial"))
 
 
 def test_relu_moments_exact_with_kink_at_zero() -> None:
     relu = get_activation("relu")
     q = np.array([0.01, 1.0, 37.0])
-    np.testing.assert_allclose(expect([relu.phi, relu.phi], q), q / 2, rtol=1e-14)
-    np.testing.assert_allclose(expect([relu.phi], q), np.sqrt(q / (2 * np.pi)), rtol=1e-14)
+    np.testing.assert_allclose(expect([relu.phi, relu.phi], q), q / 2, rtol=tol("few_operations"))
+    np.testing.assert_allclose(expect([relu.phi], q), np.sqrt(q / (2 * np.pi)), rtol=tol("few_operations"))
 
 
 def test_breakpoints_make_shifted_kinks_exact() -> None:
@@ -96,7 +97,7 @@ def test_breakpoints_make_shifted_kinks_exact() -> None:
     s = math.sqrt(q)
     exact = s * math.exp(-0.5 / q) / math.sqrt(2 * math.pi) - 0.5 * math.erfc(1 / (s * math.sqrt(2)))
     with_bp = float(expect([shifted.phi], q, breakpoints=shifted.kinks))
-    assert with_bp == pytest.approx(exact, rel=1e-13)
+    assert with_bp == pytest.approx(exact, rel=tol("gauss_polynomial"))
 
 
 def test_zero_variance_is_the_value_at_zero() -> None:
@@ -110,14 +111,15 @@ def test_shape_is_preserved_and_mixed_q_share_rules() -> None:
     batch = expect([tanh.phi, tanh.phi], q)
     single = np.array([[float(expect([tanh.phi, tanh.phi], v)) for v in row] for row in q])
     assert batch.shape == (2, 2)
-    np.testing.assert_allclose(batch, single, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(batch, single, rtol=tol("same_arithmetic"), atol=0)
 
 
 def test_composite_legendre_integrates_polynomials_exactly() -> None:
     nodes, weights = composite_legendre(-1.5, 2.0, 4)
     assert nodes.shape == weights.shape == (64,)
     for k in range(0, 31):
-        assert weights @ nodes**k == pytest.approx((2.0 ** (k + 1) - (-1.5) ** (k + 1)) / (k + 1), rel=1e-13)
+        exact = (2.0 ** (k + 1) - (-1.5) ** (k + 1)) / (k + 1)
+        assert weights @ nodes**k == pytest.approx(exact, rel=tol("gauss_polynomial"))
 
 
 def test_errors_name_the_argument() -> None:

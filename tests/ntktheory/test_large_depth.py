@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from tolerances_ntktheory import tol  # tests/ntktheory is on sys.path (pytest rootdir import)
 
 import ntktheory
 from ntktheory import large_depth_analysis
-
-RATE_BAND = 0.05  # fitted slopes within 5% of the mean-field prediction
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +27,9 @@ def test_ordered_phase_spectrum_decays_at_log_chi_1(erf_ds):
     ordered = erf_ds.phase.values == 0
     assert ordered.sum() >= 2
     log_chi = np.log(erf_ds.chi_1.values[ordered])
-    np.testing.assert_allclose(erf_ds.lambda_min_rate.values[ordered], log_chi, rtol=RATE_BAND)
-    np.testing.assert_allclose(erf_ds.kappa_rate.values[ordered], -log_chi, rtol=RATE_BAND)
-    np.testing.assert_allclose(erf_ds.xi_trainability.values[ordered], -1 / log_chi, rtol=1e-12)
+    np.testing.assert_allclose(erf_ds.lambda_min_rate.values[ordered], log_chi, rtol=tol("rate_band"))
+    np.testing.assert_allclose(erf_ds.kappa_rate.values[ordered], -log_chi, rtol=tol("rate_band"))
+    np.testing.assert_allclose(erf_ds.xi_trainability.values[ordered], -1 / log_chi, rtol=tol("exact_identity"))
 
 
 def test_ordered_lambda_max_tends_to_m_p_star(erf_ds):
@@ -48,8 +47,8 @@ def test_chaotic_phase_predictor_decays_at_log_chi_c_over_chi_1(erf_ds):
     chaotic = (erf_ds.phase.values == 2) & (erf_ds.chi_1.values > 1.05)
     assert chaotic.sum() >= 4
     predicted = np.log(erf_ds.chi_c.values[chaotic]) - np.log(erf_ds.chi_1.values[chaotic])
-    np.testing.assert_allclose(erf_ds.predictor_rate.values[chaotic], predicted, rtol=RATE_BAND)
-    np.testing.assert_allclose(erf_ds.xi_generalisation.values[chaotic], -1 / predicted, rtol=1e-12)
+    np.testing.assert_allclose(erf_ds.predictor_rate.values[chaotic], predicted, rtol=tol("rate_band"))
+    np.testing.assert_allclose(erf_ds.xi_generalisation.values[chaotic], -1 / predicted, rtol=tol("exact_identity"))
     # trainable: the condition number tends to 1
     kappa = erf_ds.kappa.values[chaotic]
     assert np.all(kappa[:, -1] < 1.05) and np.all(kappa[:, -1] - 1 < 0.1 * (kappa[:, 19] - 1))

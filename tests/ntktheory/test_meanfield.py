@@ -12,24 +12,25 @@ import math
 import _meanfield_reference as ref  # tests/ntktheory is on sys.path (pytest rootdir import)
 import numpy as np
 import pytest
+from tolerances_ntktheory import tol  # tests/ntktheory is on sys.path (pytest rootdir import)
 
 import ntktheory
 from ntktheory import _gauss
 from ntktheory.activations import get_activation
 
-TOL = {"q_star": 1e-9, "c_star": 1e-9, "chi_1": 1e-9, "chi_c": 1e-9, "xi_q": 1e-9, "xi_c": 1e-9}
-EXACT = 1e-13
+QUANTITIES = ("q_star", "c_star", "chi_1", "chi_c", "xi_q", "xi_c")
 
 
 def _assert_matches_reference(mf, index, expected):
-    for name, tol in TOL.items():
+    bound = tol("meanfield_vs_scipy")
+    for name in QUANTITIES:
         value = float(np.asarray(getattr(mf, name))[index])
         want = expected[name]
         if math.isinf(want):
             assert math.isinf(value), (name, value)
             continue
         scale = max(1.0, abs(want)) if name.startswith("xi") else 1.0
-        assert abs(value - want) <= tol * scale, (name, value, want)
+        assert abs(value - want) <= bound * scale, (name, value, want)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +59,7 @@ def test_erf_closed_form_path_matches_scipy_reference(sigma_w2, sigma_b2):
     _assert_matches_reference(mf, (), expected)
     # Williams: chi_1 = sigma_w^2 (4 / pi) / sqrt(1 + 4 q*)
     q = float(mf.q_star)
-    assert float(mf.chi_1) == pytest.approx(sigma_w2 * 4 / math.pi / math.sqrt(1 + 4 * q), rel=1e-12)
+    assert float(mf.chi_1) == pytest.approx(sigma_w2 * 4 / math.pi / math.sqrt(1 + 4 * q), rel=tol("erf_chi_1"))
 
 
 def test_expression_activation_uses_series_path():
@@ -78,16 +79,17 @@ def test_sigmoid_is_a_rescaled_tanh():
     b = np.array([0.0, 0.5, 0.1, 1.0, 0.2])
     sig = ntktheory.mean_field("sigmoid", w, b)
     tanh = ntktheory.mean_field("tanh", w / 16, w / 16 + b / 4)
-    np.testing.assert_allclose(sig.q_star, 4 * tanh.q_star, rtol=1e-11)
+    np.testing.assert_allclose(sig.q_star, 4 * tanh.q_star, rtol=tol("sigmoid_vs_tanh_q"))
     for name in ("chi_1", "c_star", "chi_c"):
-        np.testing.assert_allclose(getattr(sig, name), getattr(tanh, name), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(getattr(sig, name), getattr(tanh, name), rtol=tol("sigmoid_vs_tanh"),
+                                   atol=tol("sigmoid_vs_tanh_abs"))
     assert sig.phase.tolist() == tanh.phase.tolist() == [0, 0, 0, 2, 2]
 
 
 def test_identity_chi_1_is_sigma_w2_and_length_diverges_beyond_one():
     mf = ntktheory.mean_field("identity", [0.25, 0.5, 1.5], 0.3)
-    np.testing.assert_allclose(mf.chi_1, [0.25, 0.5, 1.5], rtol=EXACT)
-    np.testing.assert_allclose(mf.q_star[:2], [0.3 / 0.75, 0.3 / 0.5], rtol=EXACT)
+    np.testing.assert_allclose(mf.chi_1, [0.25, 0.5, 1.5], rtol=tol("meanfield_closed_form"))
+    np.testing.assert_allclose(mf.q_star[:2], [0.3 / 0.75, 0.3 / 0.5], rtol=tol("meanfield_closed_form"))
     assert np.isinf(mf.q_star[2]) and mf.length_diverges.tolist() == [False, False, True]
     assert mf.phase_names().tolist() == ["ordered", "ordered", "chaotic"]
     assert np.isnan(mf.c_star[2]) and np.isnan(mf.xi_c[2])
@@ -97,24 +99,25 @@ def test_relu_closed_forms_and_divergence():
     w = np.array([1.0, 1.5, 2.0, 2.0, 2.5])
     b = np.array([0.2, 0.1, 0.0, 0.1, 0.1])
     mf = ntktheory.mean_field("relu", w, b)
-    np.testing.assert_allclose(mf.chi_1, w / 2, rtol=EXACT)
-    np.testing.assert_allclose(mf.q_star[:2], b[:2] / (1 - w[:2] / 2), rtol=EXACT)
+    np.testing.assert_allclose(mf.chi_1, w / 2, rtol=tol("meanfield_closed_form"))
+    np.testing.assert_allclose(mf.q_star[:2], b[:2] / (1 - w[:2] / 2), rtol=tol("meanfield_closed_form"))
     # sigma_w^2 = 2 without bias: every q is fixed, q* = q^1 = 2; with bias: no finite fixed point
-    assert float(mf.q_star[2]) == pytest.approx(2.0, rel=EXACT)
+    assert float(mf.q_star[2]) == pytest.approx(2.0, rel=tol("meanfield_closed_form"))
     assert mf.length_diverges.tolist() == [False, False, False, True, True]
     assert mf.phase_names().tolist() == ["ordered", "ordered", "critical", "critical", "chaotic"]
     assert np.isinf(mf.xi_c[2])
     # ordered: c* = 1, chi_c = chi_1, xi_c = -1/log chi_1 = xi_q (the relu length map is linear)
     np.testing.assert_allclose(mf.c_star[:2], 1.0)
-    np.testing.assert_allclose(mf.xi_c[:2], -1 / np.log(w[:2] / 2), rtol=EXACT)
-    np.testing.assert_allclose(mf.xi_q[:2], mf.xi_c[:2], rtol=EXACT)
+    np.testing.assert_allclose(mf.xi_c[:2], -1 / np.log(w[:2] / 2), rtol=tol("meanfield_closed_form"))
+    np.testing.assert_allclose(mf.xi_q[:2], mf.xi_c[:2], rtol=tol("meanfield_closed_form"))
 
 
 def test_odd_activation_without_bias_has_zero_length():
     mf = ntktheory.mean_field("tanh", [0.3, 0.9, 1.5], 0.0)
-    assert mf.q_star[0] < 1e-12 and mf.q_star[1] < 1e-12 and mf.q_star[2] > 0.1
-    np.testing.assert_allclose(mf.chi_1[:2], [0.3, 0.9], rtol=1e-12)  # phi'(0)^2 = 1
-    np.testing.assert_allclose(mf.c_star, [1.0, 1.0, 0.0], atol=1e-12)
+    zero = tol("meanfield_zero_length")
+    assert mf.q_star[0] < zero and mf.q_star[1] < zero and mf.q_star[2] > 0.1
+    np.testing.assert_allclose(mf.chi_1[:2], [0.3, 0.9], rtol=zero)  # phi'(0)^2 = 1
+    np.testing.assert_allclose(mf.c_star, [1.0, 1.0, 0.0], atol=zero)
 
 
 def test_exactly_critical_point_has_infinite_xi_c():
@@ -123,7 +126,7 @@ def test_exactly_critical_point_has_infinite_xi_c():
     w = ntktheory.critical_sigma_w2("tanh", 0.05)
     mf = ntktheory.mean_field("tanh", w, 0.05, critical_tol=1e-9)
     assert mf.phase_names().item() == "critical" and math.isinf(float(mf.xi_c))
-    assert float(mf.chi_1) == pytest.approx(1.0, abs=1e-9)
+    assert float(mf.chi_1) == pytest.approx(1.0, abs=tol("critical_chi_1"))
 
 
 def test_xi_q_agrees_with_finite_difference_of_the_length_map():
@@ -137,28 +140,28 @@ def test_xi_q_agrees_with_finite_difference_of_the_length_map():
         return w * float(_gauss.expect([act.phi, act.phi], v)) + b
 
     slope = (length_map(q + h) - length_map(q - h)) / (2 * h)
-    assert math.exp(-1 / float(mf.xi_q)) == pytest.approx(slope, rel=1e-8)
+    assert math.exp(-1 / float(mf.xi_q)) == pytest.approx(slope, rel=tol("finite_difference"))
 
 
 @pytest.mark.parametrize(
-    ("activation", "sigma_b2", "expected", "tol"),
+    ("activation", "sigma_b2", "expected", "bound"),
     [
-        ("tanh", 0.0, 1.0, 1e-10),
-        ("erf", 0.0, math.pi / 4, 1e-10),
-        ("relu", 0.0, 2.0, 1e-10),
-        ("relu", 0.3, 2.0, 1e-10),
-        ("tanh", 0.05, 1.7609546, 5e-8),  # THEORY.md quotes 8 digits
+        ("tanh", 0.0, 1.0, tol("critical_exact")),
+        ("erf", 0.0, math.pi / 4, tol("critical_exact")),
+        ("relu", 0.0, 2.0, tol("critical_exact")),
+        ("relu", 0.3, 2.0, tol("critical_exact")),
+        ("tanh", 0.05, 1.7609546, tol("critical_theory_md")),
     ],
 )
-def test_critical_sigma_w2_known_values(activation, sigma_b2, expected, tol):
-    assert ntktheory.critical_sigma_w2(activation, sigma_b2) == pytest.approx(expected, abs=tol)
+def test_critical_sigma_w2_known_values(activation, sigma_b2, expected, bound):
+    assert ntktheory.critical_sigma_w2(activation, sigma_b2) == pytest.approx(expected, abs=bound)
 
 
 def test_critical_sigma_w2_is_vectorised_and_chi_1_is_one_there():
     b = np.array([0.01, 0.1, 0.3, 1.0])
     w = ntktheory.critical_sigma_w2("tanh", b)
     assert w.shape == (4,) and np.all(np.diff(w) > 0)
-    np.testing.assert_allclose(ntktheory.mean_field("tanh", w, b).chi_1, 1.0, atol=1e-11)
+    np.testing.assert_allclose(ntktheory.mean_field("tanh", w, b).chi_1, 1.0, atol=tol("critical_vectorised"))
     # independent: brentq on the scipy reference's chi_1
     from scipy import optimize
 
@@ -168,8 +171,8 @@ def test_critical_sigma_w2_is_vectorised_and_chi_1_is_one_there():
         q = ref.q_star(phi, sw2, 0.1)
         return sw2 * ref.gauss1(lambda x: dphi(x) ** 2, q) - 1.0
 
-    assert w[1] == pytest.approx(optimize.brentq(excess, 1.0, 3.0, xtol=1e-13), abs=1e-10)
-    assert ntktheory.critical_sigma_w2("sigmoid", 0.0) == pytest.approx(103.0, abs=0.5)
+    assert w[1] == pytest.approx(optimize.brentq(excess, 1.0, 3.0, xtol=1e-13), abs=tol("critical_exact"))
+    assert ntktheory.critical_sigma_w2("sigmoid", 0.0) == pytest.approx(103.0, abs=tol("critical_sigmoid_rough"))
 
 
 @pytest.mark.parametrize(("activation", "sigma_b2"), [("tanh", 0.05), ("tanh", 0.5), ("erf", 0.1), ("sigmoid", 0.1)])
@@ -184,21 +187,23 @@ def test_critical_sigma_w2_is_brentq_on_chi_1(activation, sigma_b2):
         return float(ntktheory.mean_field(activation, sw2, sigma_b2).chi_1) - 1.0
 
     want = optimize.brentq(excess, 0.9 * got, 1.1 * got, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=200)
-    assert got == pytest.approx(want, rel=EXACT, abs=0.0)
+    assert got == pytest.approx(want, rel=tol("meanfield_closed_form"), abs=0.0)
     both = ntktheory.critical_sigma_w2(activation, [sigma_b2, 0.2])
-    np.testing.assert_allclose(both, [got, ntktheory.critical_sigma_w2(activation, 0.2)], rtol=EXACT, atol=0.0)
+    np.testing.assert_allclose(both, [got, ntktheory.critical_sigma_w2(activation, 0.2)],
+                               rtol=tol("meanfield_closed_form"), atol=0.0)
 
 
 def test_relu_trajectory_matches_arccos_map_and_critical_power_law():
     ds = ntktheory.meanfield_trajectory([1.0, 1.0], [1.0, 0.0], activation="relu", depth=2000, sigma_w2=2.0)
     c = ds.c.values
-    np.testing.assert_allclose(ds.q1.values, 2.0, rtol=EXACT)  # sigma_w^2 = 2: q is preserved
+    np.testing.assert_allclose(ds.q1.values, 2.0, rtol=tol("meanfield_closed_form"))  # sigma_w^2 = 2: q is preserved
     theta = math.acos(c[0])
-    assert c[1] == pytest.approx((math.sin(theta) + (math.pi - theta) * math.cos(theta)) / math.pi, rel=EXACT)
+    arccos_map = (math.sin(theta) + (math.pi - theta) * math.cos(theta)) / math.pi
+    assert c[1] == pytest.approx(arccos_map, rel=tol("meanfield_closed_form"))
     # THEORY.md: 1 - c_l ~ 9 pi^2 / (2 l^2) at the relu critical point
     layer = ds.layer.values
     ratio = (1 - c[-1]) * layer[-1] ** 2 / (9 * math.pi**2 / 2)
-    assert ratio == pytest.approx(1.0, abs=0.03)
+    assert ratio == pytest.approx(1.0, abs=tol("critical_power_law"))
 
 
 def test_erf_trajectory_converges_to_c_star_at_rate_chi_c():
@@ -207,12 +212,12 @@ def test_erf_trajectory_converges_to_c_star_at_rate_chi_c():
     mf = ntktheory.mean_field("erf", 2.5, 0.1)
     ds = ntktheory.meanfield_trajectory([1.0, 0.2, -0.5], [0.3, 1.0, 0.4], activation="erf", depth=100,
                                         sigma_w2=2.5, sigma_b2=0.1)
-    assert float(ds.q1[-1]) == pytest.approx(float(mf.q_star), abs=1e-9)
+    assert float(ds.q1[-1]) == pytest.approx(float(mf.q_star), abs=tol("trajectory_converged"))
     gap = np.abs(ds.c.values - float(mf.c_star))
     layers = ds.layer.values
     sel = (layers >= 40) & (gap > 1e-11)
     fit = stats.linregress(layers[sel], np.log(gap[sel]))
-    assert fit.slope == pytest.approx(math.log(float(mf.chi_c)), rel=1e-2)
+    assert fit.slope == pytest.approx(math.log(float(mf.chi_c)), rel=tol("fitted_rate"))
 
 
 def test_tanh_trajectory_matches_scipy_reference():
@@ -224,8 +229,8 @@ def test_tanh_trajectory_matches_scipy_reference():
     q12 = w * x1 @ x2 / 3 + b
     for layer in range(3):
         c = q12 / math.sqrt(q1 * q2)
-        assert float(ds.c[layer]) == pytest.approx(c, abs=1e-10)
-        assert float(ds.q1[layer]) == pytest.approx(q1, abs=1e-10)
+        assert float(ds.c[layer]) == pytest.approx(c, abs=tol("trajectory_vs_scipy"))
+        assert float(ds.q1[layer]) == pytest.approx(q1, abs=tol("trajectory_vs_scipy"))
         # next layer, the bivariate expectation with unequal variances via the standardised form
         s1, s2 = math.sqrt(q1), math.sqrt(q2)
         e12 = ref.gauss2(lambda u, s=s1: phi(s * u), lambda u, s=s2: phi(s * u), 1.0, c)
@@ -283,8 +288,8 @@ def test_series_and_table_correlation_paths_agree_near_the_critical_line():
     c_series, chi_series = _meanfield._correlation_series(act, sw2, q, g)
     c_table, chi_table = _meanfield._correlation_table(act, sw2, q, g)
     assert np.all(c_series < 1.0) and c_series[0] > 0.99  # c* from 0.995 down to ~0.2
-    np.testing.assert_allclose(c_table, c_series, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(chi_table, chi_series, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(c_table, c_series, rtol=0, atol=tol("correlation_paths"))
+    np.testing.assert_allclose(chi_table, chi_series, rtol=0, atol=tol("correlation_paths"))
 
 
 def test_both_correlation_solvers_treat_an_unconverged_series_alike():
@@ -308,7 +313,7 @@ def test_both_correlation_solvers_treat_an_unconverged_series_alike():
     tabulated = [np.empty(1) for _ in range(3)]
     _meanfield_kernels.solve_correlation_table(table, math.log1p(float(q[0])) / 32.0, sw2, q, g, *tabulated)
     assert 0.9 < direct[0][0] < 1.0 and direct[2][0] > 1e-12
-    np.testing.assert_allclose(tabulated[0], direct[0], rtol=1e-13, atol=0)  # c*
-    np.testing.assert_allclose(tabulated[1], direct[1], rtol=1e-13, atol=0)  # chi_c
+    np.testing.assert_allclose(tabulated[0], direct[0], rtol=tol("correlation_paths"), atol=0)  # c*
+    np.testing.assert_allclose(tabulated[1], direct[1], rtol=tol("correlation_paths"), atol=0)  # chi_c
     # the bound ~ c*^33 / (1 - c*) amplifies the interpolation's rounding in c* ~10^7-fold
-    np.testing.assert_allclose(tabulated[2], direct[2], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(tabulated[2], direct[2], rtol=tol("correlation_bound"), atol=0)

@@ -2,7 +2,7 @@
 
 References: scipy's nested adaptive quadrature (written here, on scalar math functions, with
 breakpoints at every unit of the activation's variable), Isserlis/Wick moments of polynomials, and
-the univariate rule at c = 1. Tolerances: tests/ntktheory/tolerances.py.
+the univariate rule at c = 1. Tolerances: tests/ntktheory/tolerances_ntktheory.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
-import tolerances as tol
 from scipy import integrate
+from tolerances_ntktheory import tol
 
 from ntktheory import _quadrature
 from ntktheory._gauss import expect
@@ -84,7 +84,7 @@ def test_against_scipy_adaptive(q1, q2, c, fname, gname):
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
         reference = scipy_reference(SCALAR[fname], SCALAR[gname], q1, q2, c)
     scale = math.sqrt(float(expect([f, f], q1) * expect([g, g], q2)))
-    assert abs(value - reference) <= tol.QUAD_VS_SCIPY * scale, (value, reference)
+    assert abs(value - reference) <= tol("quad_vs_scipy") * scale, (value, reference)
 
 
 def test_saturated_tanh_derivative_trap():
@@ -99,7 +99,7 @@ def test_saturated_tanh_derivative_trap():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", integrate.IntegrationWarning)
             ref = scipy_reference(SCALAR["dtanh"], SCALAR["dtanh"], 12.0, 12.0, c)
-        assert abs(v - ref) <= tol.QUAD_VS_SCIPY * 0.25
+        assert abs(v - ref) <= tol("quad_vs_scipy") * 0.25
     assert min(values) <= 0.0776299387 <= max(values) + 0.05
 
 
@@ -119,7 +119,7 @@ def test_polynomials_isserlis():
         act = get_activation(expr)
         got = bivariate_expectation(act.phi, act.phi, q1, q2, q12)
         scale = np.sqrt(expect([act.phi, act.phi], q1) * expect([act.phi, act.phi], q2))
-        np.testing.assert_array_less(np.abs(got - want), tol.POLYNOMIAL * np.maximum(scale, 1e-300) + 1e-300)
+        np.testing.assert_array_less(np.abs(got - want), tol("polynomial") * np.maximum(scale, 1e-300) + 1e-300)
 
 
 def test_broadcasting_and_zero_variance():
@@ -128,14 +128,14 @@ def test_broadcasting_and_zero_variance():
     q2 = np.array([0.5, 2.0, 3.0])
     out = bivariate_expectation(TANH.dphi, TANH.dphi, q1, q2, 0.0)
     assert out.shape == (2, 3)
-    np.testing.assert_allclose(out[0], expect([TANH.dphi], q2), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(out[0], expect([TANH.dphi], q2), rtol=0, atol=tol("quadrature_paths"))
 
 
 def test_degenerate_equals_univariate():
     """c = 1 with q1 = q2 is the univariate expectation E[f(u) g(u)]."""
     q = np.array([1e-3, 0.5, 4.0, 30.0, 100.0])
     got = bivariate_expectation(TANH.dphi, TANH.dphi, q, q, q)
-    np.testing.assert_allclose(got, expect([TANH.dphi, TANH.dphi], q), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got, expect([TANH.dphi, TANH.dphi], q), rtol=tol("quadrature_degenerate"), atol=0)
 
 
 def test_pair_expectations_matrix_paths_agree():
@@ -156,10 +156,10 @@ def test_pair_expectations_matrix_paths_agree():
     iu = np.triu_indices(n, 1)
     for p, (f, g) in enumerate(pairs):
         ref = bivariate_expectation(f, g, q[iu[0]], q[iu[1]], c[iu] * np.sqrt(q[iu[0]] * q[iu[1]]))
-        np.testing.assert_allclose(values[p][iu], ref, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(values[p][iu], ref, rtol=0, atol=tol("quadrature_fallback"))
         np.testing.assert_array_equal(values[p], values[p].T)
     cross, _ = pair_expectations(pairs, q[:5], q[5:], c[:5, 5:])
-    np.testing.assert_allclose(cross, values[:, :5, 5:], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(cross, values[:, :5, 5:], rtol=0, atol=tol("quadrature_paths"))
 
 
 def test_tail_bound_is_rigorous_for_the_truncation():
@@ -173,7 +173,7 @@ def test_tail_bound_is_rigorous_for_the_truncation():
     partial = np.cumsum(a * a * c ** np.arange(a.size))
     tails = np.maximum(m2 - np.cumsum(a * a), 0.0)
     for k in (10, 50, 100, 200):
-        assert abs(full - partial[k]) <= c ** (k + 1) * tails[k] + 1e-14
+        assert abs(full - partial[k]) <= c ** (k + 1) * tails[k] + tol("tail_bound_rounding")
 
 
 @pytest.mark.parametrize(
@@ -206,6 +206,6 @@ def test_tiled_row_sums_match_the_per_element_series():
     ii, jj = np.triu_indices(n, 1)
     expected = np.stack([bivariate_expectation(f, g, q[ii], q[jj], c[ii, jj] * np.sqrt(q[ii] * q[jj]))
                          for f, g in pairs])
-    np.testing.assert_allclose(values[:, ii, jj], expected, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(values[:, ii, jj], expected, rtol=0, atol=tol("quadrature_paths"))
     cross, _ = pair_expectations(pairs, q[:70], q[70:], c[:70, 70:], evaluate=TANH.phi_and_dphi)
-    np.testing.assert_allclose(cross, values[:, :70, 70:], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(cross, values[:, :70, 70:], rtol=0, atol=tol("quadrature_paths"))
