@@ -56,7 +56,7 @@ def load_points(spec: DataSpec, *, images: bool = False) -> tuple[np.ndarray, np
     if len(x) < n:
         raise ValueError(f"data.n_train + data.n_test = {n} but the {spec.source!r} data has only {len(x)} points.")
     idx = np.random.default_rng(spec.seed).choice(len(x), size=n, replace=False)
-    y = np.where(labels[idx] % 2 == 0, 1.0, -1.0)
+    y = _data.binary_targets(labels[idx], "parity")
     return x[idx], y, np.arange(n) < spec.n_train
 
 

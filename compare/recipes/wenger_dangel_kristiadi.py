@@ -46,9 +46,10 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from .._data import load_digits
+from .._data import digits_task, load_digits
 from ._analysis import first_width_within, judge_ratio_within, ntk_gp_variance, predicted_train_loss, variance_ratio
-from ._base import Recipe, label_widths, map_tasks, register
+from ._common import analytic_relu_kernels, label_widths
+from ._engine import map_tasks
 from ._ntk_benefits import (
     KernelPosterior,
     average_accuracy,
@@ -67,6 +68,7 @@ from ._ntk_benefits import (
     ucb_block,
     verdict,
 )
+from ._registry import Recipe
 from ._report import Claim, judge_below
 
 NAME = "wenger-dangel-kristiadi"
@@ -169,10 +171,9 @@ def _norm(net) -> float:
 
 # ---------------------------------------------------------------------------- part 1: optimisation
 def _digits_parity(n: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n training and m test digits; targets +1 for even digits, -1 for odd ones."""
-    x, y = load_digits()
-    idx = np.random.default_rng(seed).permutation(len(x))[: n + m]
-    return x[idx[:n]], np.where(y[idx[:n]] % 2 == 0, 1.0, -1.0), x[idx[n:]]
+    """n training and m test digits; targets +1 for even digits, -1 for odd ones (:func:`compare._data.digits_task`)."""
+    x_train, y_train, x_test, _ = digits_task(n, m, rule="parity", seed=seed)
+    return x_train, y_train, x_test
 
 
 def _optimisation_task(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,8 +239,6 @@ def _optimisation_task(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _optimisation(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
-    from .lee_wide_linear import analytic_relu_kernels
-
     c = config["optimisation"]
     n, m = c["n_train"], c["n_test"]
     x, y, xt = _digits_parity(n, m, seed=0)
@@ -419,8 +418,6 @@ def _bandit_task(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _bandit(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
-    from .lee_wide_linear import analytic_relu_kernels
-
     c = config["bandit"]
     x_all, y_all = load_digits()
     depths, widths, seeds, T = c["depths"], c["widths"], c["seeds"], c["rounds"]
@@ -1003,7 +1000,7 @@ def _figure_continual(ds: xr.Dataset, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-RECIPE = register(Recipe(
+RECIPE = Recipe(
     name=NAME,
     title="On the Disconnect Between Theory and Practice of Neural Networks: Limits of the NTK Perspective",
     reference=PAPER,
@@ -1051,4 +1048,4 @@ RECIPE = register(Recipe(
     },
     experiment=experiment,
     analyse=analyse,
-))
+)
