@@ -34,8 +34,8 @@ from ._schema import describe_variables, provenance_attrs, to_json
 from ._store import SweepStore
 from ._tasks import DEVICE, data_variables, measure
 
-__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "open_sweep_store", "plan_tasks", "run_on_cluster",
-           "run_sweep", "task_prefix", "threads_per_task"]
+__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "open_sweep_store", "plan_tasks", "run_in_process",
+           "run_on_cluster", "run_sweep", "task_prefix", "threads_per_task"]
 
 TaskFunction = Callable[[Task, SweepConfig], xr.Dataset]
 
@@ -260,12 +260,10 @@ def run_on_cluster(
         The number of lost tasks.
     """
     from distributed import as_completed
-    from tqdm.auto import tqdm
 
     n_lost = 0
     client, cluster = _make_client(scheduler, n_workers, threads_per_worker)
-    bar = tqdm(total=total, initial=total - len(items), desc=desc, unit=unit, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = _progress_bar(total, len(items), desc, unit, progress)
     try:
         queue = iter(items)
         window = len(items)
@@ -302,6 +300,57 @@ def run_on_cluster(
         if cluster is not None:
             cluster.close()
     return n_lost
+
+
+def _progress_bar(total: int, pending: int, desc: str, unit: str, progress: bool) -> Any:
+    """The engine's progress bar on stderr: ``total`` units, of which ``total - pending`` are done."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=total - pending, desc=desc, unit=unit, disable=not progress,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def run_in_process(
+    items: Sequence[Any],
+    call: Callable[[Any], Any],
+    on_result: Callable[[Any, Any], None],
+    *,
+    progress: bool,
+    total: int,
+    desc: str,
+    unit: str,
+) -> int:
+    """Run ``items`` one after the other in this process, as :func:`run_on_cluster` runs them on Dask.
+
+    The same progress bar (``total`` units, ``total - len(items)`` already done) and the same
+    ``on_result(item, result)`` hand-off, in submission order; for work whose numbers must not
+    depend on another process's library settings (threads, BLAS), or a machine without a cluster.
+
+    Parameters
+    ----------
+    items
+        What to run, in order.
+    call
+        ``call(item) -> result``.
+    on_result
+        ``on_result(item, result)``, right after each call.
+    progress, total, desc, unit
+        As for :func:`run_on_cluster`.
+
+    Returns
+    -------
+    int
+        The number of lost tasks: always 0 (nothing runs elsewhere); the return value of
+        :func:`run_on_cluster`, so that callers treat both alike.
+    """
+    bar = _progress_bar(total, len(items), desc, unit, progress)
+    try:
+        for item in items:
+            on_result(item, call(item))
+            bar.update(1)
+    finally:
+        bar.close()
+    return 0
 
 
 def run_sweep(

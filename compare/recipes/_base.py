@@ -24,13 +24,16 @@ from typing import Any
 import xarray as xr
 
 from .._schema import provenance_attrs
-from ._engine import map_tasks
+from ._engine import map_tasks, task_folder
 from ._registry import SCALES, Recipe, get_recipe, list_recipes, register
 from ._report import PAPER_VERDICTS, Claim, write_report
 
+#: The sub-folder of a run's output folder holding the stores of its tasks (:func:`map_tasks`).
+TASK_FOLDER = "tasks"
+
 __all__ = [
-    "SCALES", "Recipe", "RecipeResult", "get_recipe", "list_recipes", "map_tasks", "register", "report_recipe",
-    "run_recipe",
+    "SCALES", "TASK_FOLDER", "Recipe", "RecipeResult", "get_recipe", "list_recipes", "map_tasks", "register",
+    "report_recipe", "run_recipe",
 ]
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +112,8 @@ def _run(recipe: Recipe, scale: str, config: dict[str, Any], out: str | Path | N
     out_dir.mkdir(parents=True, exist_ok=True)
     start, cpu_start = time.perf_counter(), time.process_time()
     print(f"ntkgap recipe run: {name} ({scale}) -> {out_dir}", file=sys.stderr)
-    ds = _finalise(recipe.experiment(config, scheduler), recipe, scale, config)
+    with task_folder(out_dir / TASK_FOLDER):  # the tasks' resumable stores: a rerun skips finished tasks
+        ds = _finalise(recipe.experiment(config, scheduler), recipe, scale, config)
     seconds_experiment = time.perf_counter() - start
     ds.attrs["experiment_seconds"] = round(seconds_experiment, 2)
     ds.attrs["experiment_cpu_seconds"] = round(time.process_time() - cpu_start, 2)

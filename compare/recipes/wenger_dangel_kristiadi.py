@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,11 +89,6 @@ def _paper_claim(statement: str, *args, **kwargs) -> Claim:
     experiment its statement names ("Optimisation: ...")."""
     part = statement.split(":", 1)[0].lower()
     return Claim(statement, *args, source=f"{PAPER}, {part} experiments", **kwargs)
-
-
-def _progress(part: str, done: int, total: int, what: str, start: float) -> None:
-    print(f"{NAME}: {part} {done}/{total} ({what}), {total - done} left, {time.perf_counter() - start:.0f} s",
-          file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- torch helpers
@@ -258,8 +251,7 @@ def _optimisation(config: Mapping[str, Any], scheduler: str | None) -> xr.Datase
                                       theta_inf=ntk[:n, :n], lr=lr, **{k: c[k] for k in (
                                           "ngd_iterations", "step_size", "damping", "gd_max_steps", "threshold",
                                           "variance_step")}))
-    results = _map("part 1/3 optimisation", _optimisation_task, tasks, scheduler,
-                   lambda t: f"{t['parameterization']}, depth {t['depth']}, width {t['width']}")
+    results = _map("part 1/3 optimisation", _optimisation_task, tasks, scheduler)
     shape = (len(params), len(depths), len(widths), seeds)
 
     def gather(key: str) -> np.ndarray:
@@ -431,8 +423,7 @@ def _bandit(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     tasks = [dict(depth=L, width=w, seed=s, policy=p, x=streams[s][0], labels=streams[s][1], S=S[i, s],
                   **{k: c[k] for k in ("retrain_every", "train_steps", "lr_factor", "noise", "delta", "lam")})
              for i, L in enumerate(depths) for w in widths for s in range(seeds) for p in POLICIES]
-    results = _map("part 2/3 bandit", _bandit_task, tasks, scheduler,
-                   lambda t: f"{t['policy']}, depth {t['depth']}, width {t['width']}, seed {t['seed']}")
+    results = _map("part 2/3 bandit", _bandit_task, tasks, scheduler)
     shape = (len(depths), len(widths), seeds, len(POLICIES))
 
     def gather(key: str) -> np.ndarray:
@@ -508,8 +499,7 @@ def _continual(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     tasks = [dict(parameterization=p, regime=g, depth=L, width=w, seed=s, tasks=data[s],
                   **{k: c[k] for k in ("short_steps", "max_steps", "lr_factor")})
              for p in params for g in REGIMES for L in depths for w in widths for s in range(seeds)]
-    results = _map("part 3/3 continual learning", _continual_task, tasks, scheduler,
-                   lambda t: f"{t['parameterization']}, {t['regime']}, depth {t['depth']}, width {t['width']}")
+    results = _map("part 3/3 continual learning", _continual_task, tasks, scheduler)
     shape = (len(params), len(REGIMES), len(depths), len(widths), seeds)
 
     def gather(key: str) -> np.ndarray:
@@ -531,18 +521,10 @@ def _continual(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     return ds
 
 
-def _map(part: str, func: Callable, tasks: list, scheduler: str | None, label: Callable[[dict], str]) -> list:
-    start = time.perf_counter()
-    if scheduler is not None:
-        _progress(part, 0, len(tasks), "submitted to the scheduler", start)
-        out = map_tasks(func, tasks, scheduler)
-        _progress(part, len(tasks), len(tasks), "done", start)
-        return out
-    out = []
-    for i, t in enumerate(tasks):
-        out.append(func(t))
-        _progress(part, i + 1, len(tasks), label(t), start)
-    return out
+def _map(part: str, func: Callable, tasks: list, scheduler: str | None) -> list:
+    """The tasks of one part on the recipes' engine (:func:`compare.recipes._engine.map_tasks`): resumable,
+    failures recorded, a progress bar per part."""
+    return map_tasks(func, tasks, scheduler, label=f"{NAME}: {part}")
 
 
 def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
