@@ -69,6 +69,86 @@ def _fill_value(dtype: np.dtype) -> Any:
     return np.nan
 
 
+def _axes(config: SweepConfig) -> dict[str, list]:
+    """Coordinate values of every configuration dim, in the configuration's order."""
+    return {
+        "architecture": list(config.architecture_list),
+        "activation": list(config.activations),
+        "init": [p.name for p in config.points],
+        "width": list(config.widths),
+        "depth": list(config.depths),
+        "seed": list(config.seeds),
+    }
+
+
+def _template(kind: str, kind_tasks: Sequence[Task], results: dict[str, xr.Dataset]) -> xr.Dataset | None:
+    """The first result of a kind's tasks that did not fail: it sets the variables, their dims and attrs."""
+    failed, _ = STATUS_VARS[kind]
+    return next((results[t.key] for t in kind_tasks if t.key in results and not bool(results[t.key][failed])), None)
+
+
+def _allocate(kind: str, template: xr.Dataset | None, dims: tuple[str, ...], shape: tuple[int, ...]
+              ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
+    """Arrays on the configuration dims (then each variable's own dims), filled with NaN / False / ""."""
+    names = list(template.data_vars) if template is not None else []
+    for status in STATUS_VARS[kind]:
+        if status not in names:
+            names.append(status)
+    arrays: dict[str, np.ndarray] = {}
+    var_dims: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        if template is not None and name in template:
+            v = template[name]
+            dtype = v.dtype if v.dtype.kind not in "iu" else np.dtype(np.float64)
+            if dtype.kind in "OUST":
+                dtype = np.dtype(object)
+            var_dims[name] = dims + v.dims
+            arrays[name] = np.full(shape + v.shape, _fill_value(dtype), dtype=dtype)
+        else:
+            dtype = np.dtype(bool) if name == STATUS_VARS[kind][0] else np.dtype(object)
+            var_dims[name] = dims
+            arrays[name] = np.full(shape, _fill_value(dtype), dtype=dtype)
+    return arrays, var_dims
+
+
+def _fill(kind: str, kind_tasks: Sequence[Task], results: dict[str, xr.Dataset], arrays: dict[str, np.ndarray]) -> None:
+    """Write each finished task's values at its index (a failed task: its status only)."""
+    failed, _ = STATUS_VARS[kind]
+    for t in kind_tasks:
+        if t.key not in results:
+            continue
+        r = results[t.key]
+        is_failed = bool(r[failed])
+        for name in arrays:
+            if is_failed and name not in STATUS_VARS[kind]:
+                continue
+            if name not in r:
+                raise ValueError(f"task {t.key!r} returned no variable {name!r}; every task of a kind must "
+                                 "return the same variables.")
+            arrays[name][t.index] = r[name].values
+
+
+def _kind_dataset(config: SweepConfig, kind: str, kind_tasks: Sequence[Task], results: dict[str, xr.Dataset],
+                  axes: dict[str, list]) -> xr.Dataset:
+    """One kind's results on its configuration dims (:func:`kind_dims`)."""
+    dims = kind_dims(config, kind)
+    template = _template(kind, kind_tasks, results)
+    arrays, var_dims = _allocate(kind, template, dims, tuple(len(axes[d]) for d in dims))
+    _fill(kind, kind_tasks, results, arrays)
+    coords: dict[str, Any] = {d: axes[d] for d in dims}
+    if template is not None:
+        coords.update({c: template.coords[c] for c in template.coords})
+    for n, arr in arrays.items():  # text as fixed-width unicode: portable to Zarr v2 and NetCDF
+        if arr.dtype == object:
+            arrays[n] = arr.astype(str)
+    ds = xr.Dataset({n: (var_dims[n], arr) for n, arr in arrays.items()}, coords=coords)
+    if template is not None:
+        for n in arrays:
+            if n in template:
+                ds[n].attrs = dict(template[n].attrs)
+    return ds
+
+
 def combine_results(
     config: SweepConfig,
     tasks: Sequence[Task],
@@ -81,69 +161,14 @@ def combine_results(
     ``tasks`` and ``results``, not on the order in which results arrived. Every variable carries
     ``long_name``, ``units`` and ``description`` (:data:`compare._schema.VARIABLE_ATTRS`).
     """
-    resolved = resolve_points(config)
-    axes = {
-        "architecture": list(config.architecture_list),
-        "activation": list(config.activations),
-        "init": [p.name for p in config.points],
-        "width": list(config.widths),
-        "depth": list(config.depths),
-        "seed": list(config.seeds),
-    }
+    axes = _axes(config)
     parts = []
     for kind in KIND_DIMS:
-        dims = kind_dims(config, kind)
         kind_tasks = [t for t in tasks if t.kind == kind]
-        if not kind_tasks:
-            continue
-        failed, _ = STATUS_VARS[kind]
-        template = next(
-            (results[t.key] for t in kind_tasks if t.key in results and not bool(results[t.key][failed])), None
-        )
-        shape = tuple(len(axes[d]) for d in dims)
-        names = list(template.data_vars) if template is not None else []
-        for status in STATUS_VARS[kind]:
-            if status not in names:
-                names.append(status)
-        arrays: dict[str, np.ndarray] = {}
-        var_dims: dict[str, tuple[str, ...]] = {}
-        for name in names:
-            if template is not None and name in template:
-                v = template[name]
-                dtype = v.dtype if v.dtype.kind not in "iu" else np.dtype(np.float64)
-                if dtype.kind in "OUST":
-                    dtype = np.dtype(object)
-                var_dims[name] = dims + v.dims
-                arrays[name] = np.full(shape + v.shape, _fill_value(dtype), dtype=dtype)
-            else:
-                dtype = np.dtype(bool) if name == STATUS_VARS[kind][0] else np.dtype(object)
-                var_dims[name] = dims
-                arrays[name] = np.full(shape, _fill_value(dtype), dtype=dtype)
-        for t in kind_tasks:
-            if t.key not in results:
-                continue
-            r = results[t.key]
-            is_failed = bool(r[failed])
-            for name in names:
-                if is_failed and name not in STATUS_VARS[kind]:
-                    continue
-                if name not in r:
-                    raise ValueError(f"task {t.key!r} returned no variable {name!r}; every task of a kind must "
-                                     "return the same variables.")
-                arrays[name][t.index] = r[name].values
-        coords: dict[str, Any] = {d: axes[d] for d in dims}
-        if template is not None:
-            coords.update({c: template.coords[c] for c in template.coords})
-        for n, arr in arrays.items():  # text as fixed-width unicode: portable to Zarr v2 and NetCDF
-            if arr.dtype == object:
-                arrays[n] = arr.astype(str)
-        ds = xr.Dataset({n: (var_dims[n], arrays[n]) for n in names}, coords=coords)
-        if template is not None:
-            for n in names:
-                if n in template:
-                    ds[n].attrs = dict(template[n].attrs)
-        parts.append(ds)
+        if kind_tasks:
+            parts.append(_kind_dataset(config, kind, kind_tasks, results, axes))
     out = xr.merge(parts, compat="equals", join="exact", combine_attrs="drop")
+    resolved = resolve_points(config)
     table = np.array([[resolved[(a, p)] for p in axes["init"]] for a in axes["activation"]])
     out = out.assign_coords(
         sigma_w2=(("activation", "init"), table[..., 0]),
@@ -393,11 +418,7 @@ def run_sweep(
     -------
     SweepResult
     """
-    provenance: dict[str, str] = {}
-    if task_fn is None:
-        task_fn = measure
-        data = data_variables(config) if data is None else data
-        provenance = {"device": DEVICE, "dtype": config.dtype}
+    task_fn, data, provenance = _default_task(config, task_fn, data)
     tasks = plan_tasks(config)  # resolves 'critical' points: fails here, before any work
     identity = to_json({"config": config.to_dict(), "task": _task_name(task_fn)})
     store = SweepStore(out, identity, attrs={"creation_time": provenance_attrs()["creation_time"]})
@@ -405,36 +426,60 @@ def run_sweep(
     pending = [t for t in tasks if t.key not in done]
     n_failed = n_lost = 0
     if pending:
-        prefix = task_prefix(store.path, identity)
-
-        def submit(client, t: Task):
-            return client.submit(run_task, task_fn, t, config, key=f"{prefix}-{t.key}", pure=False, priority=t.cost)
-
-        def commit(t: Task, ds: xr.Dataset) -> None:
-            nonlocal n_failed
-            store.write_task(t.key, ds)
-            n_failed += int(bool(ds[STATUS_VARS[t.kind][0]]))
-
-        n_lost = run_on_cluster(pending, submit, commit, name=lambda t: t.key, scheduler=scheduler,
-                                n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress,
-                                total=len(tasks), desc=f"sweep {config.name}", unit="task")
+        n_failed, n_lost = _run_pending(config, tasks, pending, task_fn, store, identity, scheduler=scheduler,
+                                        n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress)
     if n_lost:
         return SweepResult(None, store.path, len(tasks), len(tasks) - len(pending), len(pending) - n_lost, n_failed,
                            n_lost)
+    combined = _combine_store(config, tasks, store, data, provenance, task_fn)
+    n_failed = sum(int(combined[v].sum()) for v in ("failed", "theory_failed") if v in combined)
+    return SweepResult(combined, store.path, len(tasks), len(tasks) - len(pending), len(pending), n_failed, 0)
+
+
+def _default_task(config: SweepConfig, task_fn: TaskFunction | None, data: xr.Dataset | None
+                  ) -> tuple[TaskFunction, xr.Dataset | None, dict[str, str]]:
+    """(task function, data to merge, provenance attrs): :func:`compare._tasks.measure` and its inputs by default."""
+    if task_fn is not None:
+        return task_fn, data, {}
+    return measure, data_variables(config) if data is None else data, {"device": DEVICE, "dtype": config.dtype}
+
+
+def _run_pending(config: SweepConfig, tasks: Sequence[Task], pending: Sequence[Task], task_fn: TaskFunction,
+                 store: SweepStore, identity: str, *, scheduler: str | None, n_workers: int | None,
+                 threads_per_worker: int, progress: bool) -> tuple[int, int]:
+    """Run the unfinished tasks on the cluster, committing each result as it arrives; (failed, lost)."""
+    n_failed = 0
+    prefix = task_prefix(store.path, identity)
+
+    def submit(client, t: Task):
+        return client.submit(run_task, task_fn, t, config, key=f"{prefix}-{t.key}", pure=False, priority=t.cost)
+
+    def commit(t: Task, ds: xr.Dataset) -> None:
+        nonlocal n_failed
+        store.write_task(t.key, ds)
+        n_failed += int(bool(ds[STATUS_VARS[t.kind][0]]))
+
+    n_lost = run_on_cluster(pending, submit, commit, name=lambda t: t.key, scheduler=scheduler,
+                            n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress,
+                            total=len(tasks), desc=f"sweep {config.name}", unit="task")
+    return n_failed, n_lost
+
+
+def _combine_store(config: SweepConfig, tasks: Sequence[Task], store: SweepStore, data: xr.Dataset | None,
+                   provenance: dict[str, str], task_fn: TaskFunction) -> xr.Dataset:
+    """Read every committed task, combine them (:func:`combine_results`) and write the result at the store's root."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # many small groups: overlap their I/O
         results = dict(zip((t.key for t in tasks), pool.map(store.read_task, (t.key for t in tasks))))
     combined = combine_results(config, tasks, results, data)
-    n_failed = sum(int(combined[v].sum()) for v in ("failed", "theory_failed") if v in combined)
     combined.attrs = {
         **provenance_attrs(config.to_dict(), seeds=config.seeds, created=store.attrs.get("creation_time"),
                            **provenance),
         **combined.attrs,
         "task_function": _task_name(task_fn),
     }
-    combined = store.write_combined(combined)
-    return SweepResult(combined, store.path, len(tasks), len(tasks) - len(pending), len(pending), n_failed, 0)
+    return store.write_combined(combined)
 
 
 def open_sweep_store(path: str | Path) -> xr.Dataset:
