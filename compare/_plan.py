@@ -66,6 +66,7 @@ class Task:
 
     @property
     def coords(self) -> dict[str, Any]:
+        """The task's value on each of its configuration dims."""
         return {d: getattr(self, d) for d in (self.dims or KIND_DIMS[self.kind])}
 
     @property

@@ -1,4 +1,4 @@
-"""The recipe registry and the runner that turns a recipe into a dataset, figures and ``report.md``.
+"""The runner that turns a recipe into a dataset, figures and ``report.md``.
 
 A :class:`Recipe` is a configuration per scale (``tiny`` for tests, ``small`` for a laptop,
 ``paper`` for the paper's scale on a cluster), an ``experiment`` that measures and returns an
@@ -7,7 +7,9 @@ figures. Keeping the analysis a function of the Dataset alone means a report can
 from a stored ``.nc`` file, and the analysis can be tested on synthetic Datasets.
 
 The registry lives in :mod:`compare.recipes._registry`, the task runner :func:`map_tasks` in
-:mod:`compare.recipes._engine`; both are re-exported here.
+:mod:`compare.recipes._engine` (both re-exported here). :func:`run_recipe` keeps the tasks'
+resumable stores in ``OUT/tasks/``: run again with the same output folder, a recipe computes only
+the tasks that had not finished.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "SCALES", "TASK_FOLDER", "Recipe", "RecipeResult", "get_recipe", "list_recipes", "map_tasks", "register",
     "report_recipe", "run_recipe",
 ]
+
 
 @dataclasses.dataclass(frozen=True)
 class RecipeResult:
@@ -78,7 +81,9 @@ def run_recipe(
     scale
         ``"tiny"``, ``"small"`` (default) or ``"paper"``.
     out
-        Output folder (default ``recipe-<name>-<scale>`` in the working directory).
+        Output folder (default ``recipe-<name>-<scale>`` in the working directory). Its ``tasks/``
+        holds every finished task: a run killed part way and started again with the same folder
+        computes only the tasks that had not finished.
     scheduler
         Optional ``dask.distributed`` scheduler address for the experiment's tasks.
     threads
@@ -89,6 +94,11 @@ def run_recipe(
     Returns
     -------
     RecipeResult
+
+    Raises
+    ------
+    compare.recipes._engine.RecipeTaskError
+        If tasks failed (recorded in ``tasks/``; a rerun retries them) or were lost with a worker.
     """
     recipe = get_recipe(name)
     config = recipe.config(scale)
