@@ -30,9 +30,10 @@ from ._metrics import (
     relative_variance,
     width_scaling_exponent,
 )
+from ._plan import Task, plan_tasks
 from ._schema import CONVENTIONS, provenance_attrs, theory_empirical_dataset
 from ._store import StoreMismatchError
-from ._sweep import SweepResult, Task, combine_results, open_sweep_store, plan_tasks, run_sweep
+from ._sweep import SweepResult, combine_results, open_sweep_store, run_sweep
 
 __all__ = [
     "CONVENTIONS",

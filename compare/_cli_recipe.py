@@ -73,7 +73,13 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"ntkgap recipe run: error: {err}", file=sys.stderr)
         return 2
-    result = run_recipe(args.name, scale=args.scale, out=args.out, scheduler=args.scheduler, threads=args.threads)
+    from .recipes._engine import RecipeTaskError
+
+    try:
+        result = run_recipe(args.name, scale=args.scale, out=args.out, scheduler=args.scheduler, threads=args.threads)
+    except RecipeTaskError as err:  # the finished tasks are kept; the message says how to retry the others
+        print(f"ntkgap recipe run: error: {err}", file=sys.stderr)
+        return 1
     _print(result)
     print(f"wrote {result.dataset}, {result.report} and {len(result.figures)} figure(s) in {result.seconds:.0f} s")
     return 0

@@ -18,6 +18,9 @@ import numpy as np
 from ntktheory._validate import check_int, check_real
 
 __all__ = [
+    "LABEL_RULES",
+    "binary_targets",
+    "digits_task",
     "load_cifar10",
     "load_digits",
     "load_mnist",
@@ -69,6 +72,72 @@ def load_digits(*, center: bool = True, images: bool = False) -> tuple[np.ndarra
     bunch = _sk_digits()
     x = bunch.data.astype(np.float64)
     return _images(normalize_to_sphere(_centre(x) if center else x), (1, 8, 8), images), bunch.target.astype(np.int64)
+
+
+#: The rules :func:`binary_targets` turns integer class labels into +1 / -1 targets by.
+LABEL_RULES: tuple[str, ...] = ("parity", "below-5")
+
+
+def binary_targets(labels: np.ndarray, rule: str) -> np.ndarray:
+    """+1 / -1 float64 targets from integer class labels, by ``rule``.
+
+    Parameters
+    ----------
+    labels
+        Integer class labels.
+    rule
+        ``"parity"``: +1 for an even label, -1 for an odd one (the sweeps' targets);
+        ``"below-5"``: +1 for a label below 5, -1 otherwise (digits 0-4 against 5-9).
+
+    Raises
+    ------
+    ValueError
+        If ``rule`` is not one of :data:`LABEL_RULES`.
+
+    Examples
+    --------
+    >>> binary_targets(np.array([0, 3, 4, 7]), "parity").tolist()
+    [1.0, -1.0, 1.0, -1.0]
+    >>> binary_targets(np.array([0, 3, 4, 7]), "below-5").tolist()
+    [1.0, 1.0, 1.0, -1.0]
+    """
+    labels = np.asarray(labels)
+    if rule == "parity":
+        return np.where(labels % 2 == 0, 1.0, -1.0)
+    if rule == "below-5":
+        return np.where(labels < 5, 1.0, -1.0)
+    raise ValueError(f"unknown label rule {rule!r}; allowed: {', '.join(LABEL_RULES)}.")
+
+
+def digits_task(n_train: int, n_test: int, *, rule: str, seed: int = 0,
+                classes: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A binary task on the bundled digits: disjoint train and test points, +1 / -1 targets.
+
+    Parameters
+    ----------
+    n_train, n_test
+        Points in each part, drawn without replacement by one permutation with ``seed``
+        (train first).
+    rule
+        The labelling rule of :func:`binary_targets` (``"parity"`` or ``"below-5"``).
+    seed
+        Seed of the permutation.
+    classes
+        Keep only digits of these classes before drawing (None: all ten).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(x_train, y_train, x_test, y_test)``; x on the sphere of radius sqrt(64)
+        (:func:`load_digits`), y float64 +1 / -1.
+    """
+    x, y = load_digits()
+    if classes is not None:
+        keep = np.isin(y, classes)
+        x, y = x[keep], y[keep]
+    idx = np.random.default_rng(seed).permutation(len(x))[: n_train + n_test]
+    target = binary_targets(y[idx], rule)
+    return x[idx[:n_train]], target[:n_train], x[idx[n_train:]], target[n_train:]
 
 
 def sphere_points(n: int, d: int, *, correlation: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -33,9 +33,10 @@ import xarray as xr
 
 from ntktheory._provenance import REQUIRED_KEYS
 
+from ._plan import threads_per_task
 from ._schema import provenance_attrs, to_json
 from ._store import KERNEL_VARIABLES, KernelMatrixStore
-from ._sweep import run_on_cluster, task_prefix, threads_per_task
+from ._sweep import run_on_cluster, task_prefix
 
 __all__ = ["KernelMatrixResult", "kernel_matrix"]
 
@@ -248,7 +249,7 @@ def compute_block(km: KernelMatrixStore, i: int, j: int, rows: np.ndarray, cols:
                   network: Mapping[str, Any], mirror: bool, numba_threads: int | None = None) -> dict[str, Any]:
     """One block on a Dask worker: compute it, write it (and its mirror), flush, flag it done.
 
-    ``numba_threads`` None: :func:`~compare._sweep.threads_per_task` (one, or
+    ``numba_threads`` None: :func:`~compare._plan.threads_per_task` (one, or
     ``NTKGAP_NUMBA_THREADS``)."""
     import ntktheory
 

@@ -9,6 +9,7 @@ import xarray as xr
 
 from . import _accessor  # noqa: F401  (Dataset.ntkgap)
 from ._metrics import width_scaling_exponent
+from ._plot_phase import draw_phase_diagram
 
 __all__ = ["export_netcdf", "partial_note", "plot_gap_vs_width", "plot_kernel_change", "plot_phase_points",
            "summary_table", "write_report"]
@@ -237,8 +238,6 @@ def plot_phase_points(ds: xr.Dataset, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     import ntktheory
-
-    from ._plot_phase import draw_phase_diagram
 
     path = Path(path)
     sw2 = ds.sigma_w2.values

@@ -139,6 +139,18 @@ class SweepStore:
         except OSError:  # another writer committed the same task first: identical by construction
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def remove_task(self, key: str) -> None:
+        """Withdraw a committed task (e.g. a recorded failure to retry): renamed aside, then deleted.
+
+        The rename is atomic, so the task is either committed or absent, whatever happens.
+        """
+        final = self.tasks_path / key
+        if not final.exists():
+            return
+        tmp = self.tasks_path / f".tmp-{key}-{os.getpid()}-{next(_counter)}"
+        os.rename(final, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
     def read_task(self, key: str) -> xr.Dataset:
         with xr.open_zarr(str(self.tasks_path / key), consolidated=False) as ds:
             return ds.load()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 import signal
 import sys
 import threading
@@ -30,105 +29,15 @@ import numpy as np
 import xarray as xr
 
 from ._config import SweepConfig
+from ._plan import KIND_DIMS, STATUS_VARS, Task, kind_dims, plan_tasks, resolve_points, threads_per_task
 from ._schema import describe_variables, provenance_attrs, to_json
 from ._store import SweepStore
+from ._tasks import DEVICE, data_variables, measure
 
-__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "open_sweep_store", "plan_tasks", "run_on_cluster",
-           "run_sweep", "task_prefix", "threads_per_task"]
+__all__ = ["SweepResult", "Task", "combine_results", "kind_dims", "open_sweep_store", "plan_tasks", "run_in_process",
+           "run_on_cluster", "run_sweep", "task_prefix", "threads_per_task"]
 
-TaskFunction = Callable[["Task", SweepConfig], xr.Dataset]
-
-#: Configuration dims of each task kind, in canonical order.
-KIND_DIMS: dict[str, tuple[str, ...]] = {
-    "theory": ("activation", "init", "depth"),
-    "empirical": ("activation", "init", "width", "depth", "seed"),
-}
-#: Status variables each kind gets (names differ so the kinds merge without clashes).
-STATUS_VARS: dict[str, tuple[str, str]] = {
-    "theory": ("theory_failed", "theory_error"),
-    "empirical": ("failed", "error"),
-}
-
-
-def kind_dims(config: SweepConfig, kind: str) -> tuple[str, ...]:
-    """Configuration dims of a task kind; ``architecture`` first when the config sweeps architectures.
-
-    In the standard parameterisation the analytic NTK depends on the width, so theory tasks get a
-    ``width`` dim too (one analytic kernel per width).
-    """
-    dims = KIND_DIMS[kind]
-    if kind == "theory" and config.parameterization == "standard":
-        dims = ("activation", "init", "width", "depth")
-    return ("architecture", *dims) if config.architectures is not None else dims
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """One unit of work: a theory task per ([architecture,] activation, init, depth) (and width, in
-    the standard parameterisation), an empirical task per ([architecture,] activation, init, width,
-    depth, seed)."""
-
-    kind: str
-    activation: str
-    init: str
-    sigma_w2: float
-    sigma_b2: float
-    depth: int
-    width: int | None = None
-    seed: int | None = None
-    index: tuple[int, ...] = ()
-    architecture: str = "fcn"
-    dims: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """Stable, file-system-safe name: the kind and the indices into the config's lists."""
-        return f"{self.kind}-" + "-".join(str(i) for i in self.index)
-
-    @property
-    def coords(self) -> dict[str, Any]:
-        return {d: getattr(self, d) for d in (self.dims or KIND_DIMS[self.kind])}
-
-    @property
-    def cost(self) -> float:
-        """Rough relative cost, used as the Dask priority (expensive tasks first)."""
-        return float((self.width or 1) ** 2 * self.depth)
-
-
-def resolve_points(config: SweepConfig) -> dict[tuple[str, str], tuple[float, float]]:
-    """(activation, point name) -> (sigma_w2, sigma_b2), with 'critical' resolved per activation."""
-    return {(a, p.name): p.resolve(a) for a in config.activations for p in config.points}
-
-
-def plan_tasks(config: SweepConfig) -> list[Task]:
-    """All tasks of a sweep, in canonical order (theory first, then empirical)."""
-    resolved = resolve_points(config)
-    sweeping = config.architectures is not None
-    tasks: list[Task] = []
-    for kind in ("theory", "empirical"):
-        dims = kind_dims(config, kind)
-        for iarch, arch in enumerate(config.architecture_list):
-            lead = (iarch,) if sweeping else ()
-            for ia, a in enumerate(config.activations):
-                for ip, p in enumerate(config.points):
-                    sw2, sb2 = resolved[(a, p.name)]
-                    if kind == "theory" and "width" not in dims:
-                        for idd, d in enumerate(config.depths):
-                            tasks.append(Task("theory", a, p.name, sw2, sb2, d, index=(*lead, ia, ip, idd),
-                                              architecture=arch, dims=dims))
-                        continue
-                    if kind == "theory":  # standard parameterisation: one analytic kernel per width
-                        for iw, w in enumerate(config.widths):
-                            for idd, d in enumerate(config.depths):
-                                tasks.append(Task("theory", a, p.name, sw2, sb2, d, w, index=(*lead, ia, ip, iw, idd),
-                                                  architecture=arch, dims=dims))
-                        continue
-                    for iw, w in enumerate(config.widths):
-                        for idd, d in enumerate(config.depths):
-                            for isd, s in enumerate(config.seeds):
-                                tasks.append(Task("empirical", a, p.name, sw2, sb2, d, w, s,
-                                                  index=(*lead, ia, ip, iw, idd, isd), architecture=arch, dims=dims))
-    return tasks
+TaskFunction = Callable[[Task, SweepConfig], xr.Dataset]
 
 
 def _task_name(fn: Callable) -> str:
@@ -160,6 +69,86 @@ def _fill_value(dtype: np.dtype) -> Any:
     return np.nan
 
 
+def _axes(config: SweepConfig) -> dict[str, list]:
+    """Coordinate values of every configuration dim, in the configuration's order."""
+    return {
+        "architecture": list(config.architecture_list),
+        "activation": list(config.activations),
+        "init": [p.name for p in config.points],
+        "width": list(config.widths),
+        "depth": list(config.depths),
+        "seed": list(config.seeds),
+    }
+
+
+def _template(kind: str, kind_tasks: Sequence[Task], results: dict[str, xr.Dataset]) -> xr.Dataset | None:
+    """The first result of a kind's tasks that did not fail: it sets the variables, their dims and attrs."""
+    failed, _ = STATUS_VARS[kind]
+    return next((results[t.key] for t in kind_tasks if t.key in results and not bool(results[t.key][failed])), None)
+
+
+def _allocate(kind: str, template: xr.Dataset | None, dims: tuple[str, ...], shape: tuple[int, ...]
+              ) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
+    """Arrays on the configuration dims (then each variable's own dims), filled with NaN / False / ""."""
+    names = list(template.data_vars) if template is not None else []
+    for status in STATUS_VARS[kind]:
+        if status not in names:
+            names.append(status)
+    arrays: dict[str, np.ndarray] = {}
+    var_dims: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        if template is not None and name in template:
+            v = template[name]
+            dtype = v.dtype if v.dtype.kind not in "iu" else np.dtype(np.float64)
+            if dtype.kind in "OUST":
+                dtype = np.dtype(object)
+            var_dims[name] = dims + v.dims
+            arrays[name] = np.full(shape + v.shape, _fill_value(dtype), dtype=dtype)
+        else:
+            dtype = np.dtype(bool) if name == STATUS_VARS[kind][0] else np.dtype(object)
+            var_dims[name] = dims
+            arrays[name] = np.full(shape, _fill_value(dtype), dtype=dtype)
+    return arrays, var_dims
+
+
+def _fill(kind: str, kind_tasks: Sequence[Task], results: dict[str, xr.Dataset], arrays: dict[str, np.ndarray]) -> None:
+    """Write each finished task's values at its index (a failed task: its status only)."""
+    failed, _ = STATUS_VARS[kind]
+    for t in kind_tasks:
+        if t.key not in results:
+            continue
+        r = results[t.key]
+        is_failed = bool(r[failed])
+        for name in arrays:
+            if is_failed and name not in STATUS_VARS[kind]:
+                continue
+            if name not in r:
+                raise ValueError(f"task {t.key!r} returned no variable {name!r}; every task of a kind must "
+                                 "return the same variables.")
+            arrays[name][t.index] = r[name].values
+
+
+def _kind_dataset(config: SweepConfig, kind: str, kind_tasks: Sequence[Task], results: dict[str, xr.Dataset],
+                  axes: dict[str, list]) -> xr.Dataset:
+    """One kind's results on its configuration dims (:func:`kind_dims`)."""
+    dims = kind_dims(config, kind)
+    template = _template(kind, kind_tasks, results)
+    arrays, var_dims = _allocate(kind, template, dims, tuple(len(axes[d]) for d in dims))
+    _fill(kind, kind_tasks, results, arrays)
+    coords: dict[str, Any] = {d: axes[d] for d in dims}
+    if template is not None:
+        coords.update({c: template.coords[c] for c in template.coords})
+    for n, arr in arrays.items():  # text as fixed-width unicode: portable to Zarr v2 and NetCDF
+        if arr.dtype == object:
+            arrays[n] = arr.astype(str)
+    ds = xr.Dataset({n: (var_dims[n], arr) for n, arr in arrays.items()}, coords=coords)
+    if template is not None:
+        for n in arrays:
+            if n in template:
+                ds[n].attrs = dict(template[n].attrs)
+    return ds
+
+
 def combine_results(
     config: SweepConfig,
     tasks: Sequence[Task],
@@ -172,69 +161,14 @@ def combine_results(
     ``tasks`` and ``results``, not on the order in which results arrived. Every variable carries
     ``long_name``, ``units`` and ``description`` (:data:`compare._schema.VARIABLE_ATTRS`).
     """
-    resolved = resolve_points(config)
-    axes = {
-        "architecture": list(config.architecture_list),
-        "activation": list(config.activations),
-        "init": [p.name for p in config.points],
-        "width": list(config.widths),
-        "depth": list(config.depths),
-        "seed": list(config.seeds),
-    }
+    axes = _axes(config)
     parts = []
     for kind in KIND_DIMS:
-        dims = kind_dims(config, kind)
         kind_tasks = [t for t in tasks if t.kind == kind]
-        if not kind_tasks:
-            continue
-        failed, _ = STATUS_VARS[kind]
-        template = next(
-            (results[t.key] for t in kind_tasks if t.key in results and not bool(results[t.key][failed])), None
-        )
-        shape = tuple(len(axes[d]) for d in dims)
-        names = list(template.data_vars) if template is not None else []
-        for status in STATUS_VARS[kind]:
-            if status not in names:
-                names.append(status)
-        arrays: dict[str, np.ndarray] = {}
-        var_dims: dict[str, tuple[str, ...]] = {}
-        for name in names:
-            if template is not None and name in template:
-                v = template[name]
-                dtype = v.dtype if v.dtype.kind not in "iu" else np.dtype(np.float64)
-                if dtype.kind in "OUST":
-                    dtype = np.dtype(object)
-                var_dims[name] = dims + v.dims
-                arrays[name] = np.full(shape + v.shape, _fill_value(dtype), dtype=dtype)
-            else:
-                dtype = np.dtype(bool) if name == STATUS_VARS[kind][0] else np.dtype(object)
-                var_dims[name] = dims
-                arrays[name] = np.full(shape, _fill_value(dtype), dtype=dtype)
-        for t in kind_tasks:
-            if t.key not in results:
-                continue
-            r = results[t.key]
-            is_failed = bool(r[failed])
-            for name in names:
-                if is_failed and name not in STATUS_VARS[kind]:
-                    continue
-                if name not in r:
-                    raise ValueError(f"task {t.key!r} returned no variable {name!r}; every task of a kind must "
-                                     "return the same variables.")
-                arrays[name][t.index] = r[name].values
-        coords: dict[str, Any] = {d: axes[d] for d in dims}
-        if template is not None:
-            coords.update({c: template.coords[c] for c in template.coords})
-        for n, arr in arrays.items():  # text as fixed-width unicode: portable to Zarr v2 and NetCDF
-            if arr.dtype == object:
-                arrays[n] = arr.astype(str)
-        ds = xr.Dataset({n: (var_dims[n], arrays[n]) for n in names}, coords=coords)
-        if template is not None:
-            for n in names:
-                if n in template:
-                    ds[n].attrs = dict(template[n].attrs)
-        parts.append(ds)
+        if kind_tasks:
+            parts.append(_kind_dataset(config, kind, kind_tasks, results, axes))
     out = xr.merge(parts, compat="equals", join="exact", combine_attrs="drop")
+    resolved = resolve_points(config)
     table = np.array([[resolved[(a, p)] for p in axes["init"]] for a in axes["activation"]])
     out = out.assign_coords(
         sigma_w2=(("activation", "init"), table[..., 0]),
@@ -305,23 +239,6 @@ def task_prefix(store: Path, identity: str) -> str:
     return "ntkgap-" + hashlib.sha256(f"{store.resolve()}|{identity}".encode()).hexdigest()[:12]
 
 
-def threads_per_task(variable: str) -> int | None:
-    """How many threads one task should give its numeric library, on a Dask worker; None elsewhere.
-
-    A worker with n threads runs up to n tasks at once on (by Dask's convention) n cores, so each
-    task uses one thread: the worker's cores are all busy, none oversubscribed. A worker that runs
-    one task at a time on several cores (``dask worker --nthreads 1`` on a big node) sets the
-    environment variable ``variable`` (e.g. ``NTKGAP_TORCH_THREADS``) to the cores per task.
-    """
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
-        return None
-    return max(1, int(os.environ.get(variable, "1")))
-
-
 def run_on_cluster(
     items: Sequence[Any],
     submit: Callable[[Any, Any], Any],
@@ -368,12 +285,10 @@ def run_on_cluster(
         The number of lost tasks.
     """
     from distributed import as_completed
-    from tqdm.auto import tqdm
 
     n_lost = 0
     client, cluster = _make_client(scheduler, n_workers, threads_per_worker)
-    bar = tqdm(total=total, initial=total - len(items), desc=desc, unit=unit, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
+    bar = _progress_bar(total, len(items), desc, unit, progress)
     try:
         queue = iter(items)
         window = len(items)
@@ -410,6 +325,57 @@ def run_on_cluster(
         if cluster is not None:
             cluster.close()
     return n_lost
+
+
+def _progress_bar(total: int, pending: int, desc: str, unit: str, progress: bool) -> Any:
+    """The engine's progress bar on stderr: ``total`` units, of which ``total - pending`` are done."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=total - pending, desc=desc, unit=unit, disable=not progress,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def run_in_process(
+    items: Sequence[Any],
+    call: Callable[[Any], Any],
+    on_result: Callable[[Any, Any], None],
+    *,
+    progress: bool,
+    total: int,
+    desc: str,
+    unit: str,
+) -> int:
+    """Run ``items`` one after the other in this process, as :func:`run_on_cluster` runs them on Dask.
+
+    The same progress bar (``total`` units, ``total - len(items)`` already done) and the same
+    ``on_result(item, result)`` hand-off, in submission order; for work whose numbers must not
+    depend on another process's library settings (threads, BLAS), or a machine without a cluster.
+
+    Parameters
+    ----------
+    items
+        What to run, in order.
+    call
+        ``call(item) -> result``.
+    on_result
+        ``on_result(item, result)``, right after each call.
+    progress, total, desc, unit
+        As for :func:`run_on_cluster`.
+
+    Returns
+    -------
+    int
+        The number of lost tasks: always 0 (nothing runs elsewhere); the return value of
+        :func:`run_on_cluster`, so that callers treat both alike.
+    """
+    bar = _progress_bar(total, len(items), desc, unit, progress)
+    try:
+        for item in items:
+            on_result(item, call(item))
+            bar.update(1)
+    finally:
+        bar.close()
+    return 0
 
 
 def run_sweep(
@@ -452,13 +418,7 @@ def run_sweep(
     -------
     SweepResult
     """
-    provenance: dict[str, str] = {}
-    if task_fn is None:
-        from ._tasks import DEVICE, data_variables, measure
-
-        task_fn = measure
-        data = data_variables(config) if data is None else data
-        provenance = {"device": DEVICE, "dtype": config.dtype}
+    task_fn, data, provenance = _default_task(config, task_fn, data)
     tasks = plan_tasks(config)  # resolves 'critical' points: fails here, before any work
     identity = to_json({"config": config.to_dict(), "task": _task_name(task_fn)})
     store = SweepStore(out, identity, attrs={"creation_time": provenance_attrs()["creation_time"]})
@@ -466,36 +426,60 @@ def run_sweep(
     pending = [t for t in tasks if t.key not in done]
     n_failed = n_lost = 0
     if pending:
-        prefix = task_prefix(store.path, identity)
-
-        def submit(client, t: Task):
-            return client.submit(run_task, task_fn, t, config, key=f"{prefix}-{t.key}", pure=False, priority=t.cost)
-
-        def commit(t: Task, ds: xr.Dataset) -> None:
-            nonlocal n_failed
-            store.write_task(t.key, ds)
-            n_failed += int(bool(ds[STATUS_VARS[t.kind][0]]))
-
-        n_lost = run_on_cluster(pending, submit, commit, name=lambda t: t.key, scheduler=scheduler,
-                                n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress,
-                                total=len(tasks), desc=f"sweep {config.name}", unit="task")
+        n_failed, n_lost = _run_pending(config, tasks, pending, task_fn, store, identity, scheduler=scheduler,
+                                        n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress)
     if n_lost:
         return SweepResult(None, store.path, len(tasks), len(tasks) - len(pending), len(pending) - n_lost, n_failed,
                            n_lost)
+    combined = _combine_store(config, tasks, store, data, provenance, task_fn)
+    n_failed = sum(int(combined[v].sum()) for v in ("failed", "theory_failed") if v in combined)
+    return SweepResult(combined, store.path, len(tasks), len(tasks) - len(pending), len(pending), n_failed, 0)
+
+
+def _default_task(config: SweepConfig, task_fn: TaskFunction | None, data: xr.Dataset | None
+                  ) -> tuple[TaskFunction, xr.Dataset | None, dict[str, str]]:
+    """(task function, data to merge, provenance attrs): :func:`compare._tasks.measure` and its inputs by default."""
+    if task_fn is not None:
+        return task_fn, data, {}
+    return measure, data_variables(config) if data is None else data, {"device": DEVICE, "dtype": config.dtype}
+
+
+def _run_pending(config: SweepConfig, tasks: Sequence[Task], pending: Sequence[Task], task_fn: TaskFunction,
+                 store: SweepStore, identity: str, *, scheduler: str | None, n_workers: int | None,
+                 threads_per_worker: int, progress: bool) -> tuple[int, int]:
+    """Run the unfinished tasks on the cluster, committing each result as it arrives; (failed, lost)."""
+    n_failed = 0
+    prefix = task_prefix(store.path, identity)
+
+    def submit(client, t: Task):
+        return client.submit(run_task, task_fn, t, config, key=f"{prefix}-{t.key}", pure=False, priority=t.cost)
+
+    def commit(t: Task, ds: xr.Dataset) -> None:
+        nonlocal n_failed
+        store.write_task(t.key, ds)
+        n_failed += int(bool(ds[STATUS_VARS[t.kind][0]]))
+
+    n_lost = run_on_cluster(pending, submit, commit, name=lambda t: t.key, scheduler=scheduler,
+                            n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress,
+                            total=len(tasks), desc=f"sweep {config.name}", unit="task")
+    return n_failed, n_lost
+
+
+def _combine_store(config: SweepConfig, tasks: Sequence[Task], store: SweepStore, data: xr.Dataset | None,
+                   provenance: dict[str, str], task_fn: TaskFunction) -> xr.Dataset:
+    """Read every committed task, combine them (:func:`combine_results`) and write the result at the store's root."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # many small groups: overlap their I/O
         results = dict(zip((t.key for t in tasks), pool.map(store.read_task, (t.key for t in tasks))))
     combined = combine_results(config, tasks, results, data)
-    n_failed = sum(int(combined[v].sum()) for v in ("failed", "theory_failed") if v in combined)
     combined.attrs = {
         **provenance_attrs(config.to_dict(), seeds=config.seeds, created=store.attrs.get("creation_time"),
                            **provenance),
         **combined.attrs,
         "task_function": _task_name(task_fn),
     }
-    combined = store.write_combined(combined)
-    return SweepResult(combined, store.path, len(tasks), len(tasks) - len(pending), len(pending), n_failed, 0)
+    return store.write_combined(combined)
 
 
 def open_sweep_store(path: str | Path) -> xr.Dataset:
@@ -545,8 +529,6 @@ def open_sweep_store(path: str | Path) -> xr.Dataset:
         raise ValueError(f"{str(store)!r} holds a sweep of which no task has finished yet; nothing to show.")
     data = None
     if identity.get("task") == "compare._tasks.measure":
-        from ._tasks import data_variables
-
         data = data_variables(config)
     ds = combine_results(config, tasks, results, data)
     ds.attrs = {

@@ -16,15 +16,12 @@ import functools
 import math
 
 import numpy as np
-import torch
 import xarray as xr
-
-import empirical
 
 from . import _data
 from ._config import DataSpec, SweepConfig
 from ._metrics import function_distance
-from ._sweep import Task, threads_per_task
+from ._plan import Task, threads_per_task
 
 __all__ = ["DEVICE", "architecture", "data_variables", "learning_rate", "load_points", "measure", "task_inputs"]
 
@@ -59,7 +56,7 @@ def load_points(spec: DataSpec, *, images: bool = False) -> tuple[np.ndarray, np
     if len(x) < n:
         raise ValueError(f"data.n_train + data.n_test = {n} but the {spec.source!r} data has only {len(x)} points.")
     idx = np.random.default_rng(spec.seed).choice(len(x), size=n, replace=False)
-    y = np.where(labels[idx] % 2 == 0, 1.0, -1.0)
+    y = _data.binary_targets(labels[idx], "parity")
     return x[idx], y, np.arange(n) < spec.n_train
 
 
@@ -124,14 +121,20 @@ def learning_rate(config: SweepConfig, ntk_train: np.ndarray) -> float:
 
 
 def _size_torch_threads() -> None:
-    """Size torch's thread pool for a task running on a Dask worker (:func:`~compare._sweep.threads_per_task`:
+    """Size torch's thread pool for a task running on a Dask worker (:func:`~compare._plan.threads_per_task`:
     one thread per task, ``NTKGAP_TORCH_THREADS`` overrides). Outside a worker nothing changes."""
+    import torch  # here, not at the top: ``import compare`` stays free of torch
+
     n = threads_per_task("NTKGAP_TORCH_THREADS")
     if n is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
 
 def _empirical(task: Task, config: SweepConfig, x: np.ndarray, y: np.ndarray, train: np.ndarray) -> xr.Dataset:
+    import torch
+
+    import empirical
+
     _size_torch_threads()
     dtype = getattr(torch, config.dtype)
     if task.architecture == "fcn":
@@ -168,6 +171,10 @@ def _train(net, xt, y: np.ndarray, train: np.ndarray, k0: np.ndarray, task: Task
     :func:`learning_rate`), so that all widths and seeds train at the same rate as the
     infinite-width kernel-regression prediction they are compared with.
     """
+    import torch
+
+    import empirical
+
     steps = list(config.training.snapshot_steps)
     tr_mask, te_mask = torch.as_tensor(train), torch.as_tensor(~train)
     theory_train = _theory(task, config, xt[tr_mask].double().numpy())["ntk_theory"].values  # same inputs
@@ -205,7 +212,7 @@ def measure(task: Task, config: SweepConfig) -> xr.Dataset:
     Parameters
     ----------
     task
-        A :class:`compare._sweep.Task`.
+        A :class:`compare._plan.Task`.
     config
         The sweep configuration (data, training schedule, what to measure).
 

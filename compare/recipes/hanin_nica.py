@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 
 from .._data import sphere_points
 from ._analysis import bootstrap_interval, fit_exponential_rate, second_moment_ratio
-from ._base import Recipe, map_tasks, register
+from ._engine import map_tasks
+from ._registry import Recipe
 from ._report import Claim, judge_band, judge_ci_threshold, judge_interval
 
 PAPER_RATE = 5.0
@@ -199,7 +200,7 @@ def _figure(ds: xr.Dataset, table: xr.Dataset, fit, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-RECIPE = register(Recipe(
+RECIPE = Recipe(
     name="hanin-nica",
     title="Finite depth and width corrections to the neural tangent kernel",
     reference="Hanin & Nica 2019, arXiv:1909.05989 (ICLR 2020), Thm. 1",
@@ -217,4 +218,4 @@ RECIPE = register(Recipe(
     },
     experiment=experiment,
     analyse=analyse,
-))
+)

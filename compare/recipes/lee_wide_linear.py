@@ -26,16 +26,18 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from .._data import load_digits
+from .._data import digits_task
 from .._metrics import function_distance, width_scaling_exponent
 from ._analysis import bootstrap_interval, kernel_gd
-from ._base import Recipe, label_widths, map_tasks, register, slope_claim_values
+from ._common import SIGMA_W_RELU, analytic_relu_kernels, label_widths, slope_claim_values
+from ._engine import map_tasks
+from ._registry import Recipe
 from ._report import Claim, judge_band, judge_ci_threshold
 
 #: A slope whose 95% CI is wider than this (half-width) is not testable at the scale run.
 MAX_HALF_WIDTH = 0.35
 
-SIGMA_W = math.sqrt(2.0)
+SIGMA_W = SIGMA_W_RELU
 #: Where Lee et al. 2019 make the claims checked here.
 THEOREM = "Thm. 2.1"
 EXPERIMENTS = "Sec. 3 (experiments)"
@@ -61,29 +63,6 @@ def judge_decays(slope: float, half_width: float) -> bool | None:
     if slope + half_width < 0:
         return True
     return False if slope - half_width > NO_DECAY else None
-
-
-def digits_task(n_train: int, n_test: int, *, seed: int = 0, classes: tuple[int, ...] | None = None):
-    """Digits on the sphere of radius sqrt(64), targets +1 (digit < 5) / -1, disjoint train/test."""
-    x, y = load_digits()
-    if classes is not None:
-        keep = np.isin(y, classes)
-        x, y = x[keep], y[keep]
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(x))[: n_train + n_test]
-    target = np.where(y[idx] < 5, 1.0, -1.0)
-    return x[idx[:n_train]], target[:n_train], x[idx[n_train:]], target[n_train:]
-
-
-def analytic_relu_kernels(x: np.ndarray, *, depth: int, parameterization: str = "ntk",
-                          width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(nngp, ntk) of a ReLU network at sigma_w^2 = 2, sigma_b = 0 from :func:`ntktheory.kernels`."""
-    import ntktheory
-
-    kw = {"width": width} if parameterization == "standard" else {}
-    ds = ntktheory.kernels(x, activation="relu", depth=depth, sigma_w=SIGMA_W, sigma_b=0.0,
-                           parameterization=parameterization, **kw)
-    return ds["nngp"].values.astype(np.float64), ds["ntk"].values.astype(np.float64)
 
 
 def _task(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,7 +95,7 @@ def _task(task: Mapping[str, Any]) -> dict[str, Any]:
 
 def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     """Train networks at every (parameterisation, width, seed); outputs of net, linearisation and theory."""
-    x_train, y_train, x_test, y_test = digits_task(config["n_train"], config["n_test"])
+    x_train, y_train, x_test, y_test = digits_task(config["n_train"], config["n_test"], rule="below-5")
     x_all = np.concatenate([x_train, x_test])
     n = len(x_train)
     params, widths, seeds = config["parameterizations"], config["widths"], config["seeds"]
@@ -271,7 +250,7 @@ def _figure_time(ds: xr.Dataset, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-RECIPE = register(Recipe(
+RECIPE = Recipe(
     name="lee-wide-linear",
     title="Wide Neural Networks of Any Depth Evolve as Linear Models Under Gradient Descent",
     reference="Lee, Xiao, Schoenholz, Bahri, Novak, Sohl-Dickstein & Pennington 2019, arXiv:1902.06720",
@@ -292,4 +271,4 @@ RECIPE = register(Recipe(
     },
     experiment=experiment,
     analyse=analyse,
-))
+)

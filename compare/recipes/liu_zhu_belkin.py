@@ -25,10 +25,12 @@ import xarray as xr
 from matplotlib.figure import Figure
 from torch import nn
 
+from .._data import digits_task
 from .._metrics import width_scaling_exponent
-from ._base import Recipe, label_widths, map_tasks, register, slope_claim_values
+from ._common import label_widths, slope_claim_values
+from ._engine import map_tasks
+from ._registry import Recipe
 from ._report import Claim, judge_band
-from .lee_wide_linear import digits_task
 
 READOUTS = ("linear", "tanh")
 MAX_HALF_WIDTH = 0.25
@@ -65,7 +67,7 @@ def _task(task: Mapping[str, Any]) -> np.ndarray:
 
 def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     """Hessian norms at init and NTK change in training, per (readout, width, seed)."""
-    x, y, _, _ = digits_task(config["n_train"], 0)
+    x, y, _, _ = digits_task(config["n_train"], 0, rule="below-5")
     widths, seeds = config["widths"], config["seeds"]
     tasks = [dict(x=x, y=y, width=w, seed=s, readout=r, **{k: config[k] for k in (
         "depth", "activation", "sigma_w", "sigma_b", "n_hessian", "hessian_iterations", "lr_factor", "steps",
@@ -141,7 +143,7 @@ def _figure(ds: xr.Dataset, fits, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-RECIPE = register(Recipe(
+RECIPE = Recipe(
     name="liu-zhu-belkin",
     title="On the linearity of large non-linear models: when and why the tangent kernel is constant",
     reference="Liu, Zhu & Belkin 2020, arXiv:2010.01092 (NeurIPS 2020), Thm. 3.2 and Sec. 4",
@@ -163,4 +165,4 @@ RECIPE = register(Recipe(
     },
     experiment=experiment,
     analyse=analyse,
-))
+)

@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from .._data import digits_task
 from ._analysis import (
     ExponentialFit,
     bootstrap_interval,
@@ -36,9 +37,10 @@ from ._analysis import (
     kernel_part_dispersion,
     variance_ratio,
 )
-from ._base import Recipe, label_widths, map_tasks, register
+from ._common import label_widths
+from ._engine import map_tasks
+from ._registry import Recipe
 from ._report import Claim, judge_ci_threshold, judge_threshold
-from .lee_wide_linear import digits_task
 
 
 def critical_sigma_w2(activation: str) -> float:
@@ -168,7 +170,7 @@ def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     """NTK diagonal over seeds at init on the (activation, sigma_w2, depth, width) grid; training runs."""
     acts, sw2, depths, widths = config["activations"], config["sigma_w2"], config["depths"], config["widths"]
     critical = [critical_sigma_w2(a) for a in acts]  # analytic and cheap: first, so a failure costs nothing
-    x_train, y_train, x_test, _ = digits_task(config["n_train"], config["n_test"])
+    x_train, y_train, x_test, _ = digits_task(config["n_train"], config["n_test"], rule="below-5")
     x_train, x_test = _unit(x_train), _unit(x_test)
     x_init = x_train[: config["n_inputs"]]
     import ntktheory
@@ -652,7 +654,7 @@ def _figure(ds: xr.Dataset, disp: xr.Dataset, loss: xr.DataArray, change: xr.Dat
     fig.savefig(path, dpi=100)
 
 
-RECIPE = register(Recipe(
+RECIPE = Recipe(
     name="seleznova-kutyniok",
     title="Analyzing Finite Neural Networks: Can We Trust Neural Tangent Kernel Theory?",
     reference="Seleznova & Kutyniok 2022, arXiv:2012.04477 (MSML 2022)",
@@ -681,4 +683,4 @@ RECIPE = register(Recipe(
     },
     experiment=experiment,
     analyse=analyse,
-))
+)

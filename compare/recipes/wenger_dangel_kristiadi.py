@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,9 +44,10 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from .._data import load_digits
+from .._data import digits_task, load_digits
 from ._analysis import first_width_within, judge_ratio_within, ntk_gp_variance, predicted_train_loss, variance_ratio
-from ._base import Recipe, label_widths, map_tasks, register
+from ._common import analytic_relu_kernels, label_widths
+from ._engine import map_tasks
 from ._ntk_benefits import (
     KernelPosterior,
     average_accuracy,
@@ -67,6 +66,7 @@ from ._ntk_benefits import (
     ucb_block,
     verdict,
 )
+from ._registry import Recipe
 from ._report import Claim, judge_below
 
 NAME = "wenger-dangel-kristiadi"
@@ -89,11 +89,6 @@ def _paper_claim(statement: str, *args, **kwargs) -> Claim:
     experiment its statement names ("Optimisation: ...")."""
     part = statement.split(":", 1)[0].lower()
     return Claim(statement, *args, source=f"{PAPER}, {part} experiments", **kwargs)
-
-
-def _progress(part: str, done: int, total: int, what: str, start: float) -> None:
-    print(f"{NAME}: {part} {done}/{total} ({what}), {total - done} left, {time.perf_counter() - start:.0f} s",
-          file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- torch helpers
@@ -170,10 +165,9 @@ def _norm(net) -> float:
 
 # ---------------------------------------------------------------------------- part 1: optimisation
 def _digits_parity(n: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n training and m test digits; targets +1 for even digits, -1 for odd ones."""
-    x, y = load_digits()
-    idx = np.random.default_rng(seed).permutation(len(x))[: n + m]
-    return x[idx[:n]], np.where(y[idx[:n]] % 2 == 0, 1.0, -1.0), x[idx[n:]]
+    """n training and m test digits; targets +1 for even digits, -1 for odd ones (:func:`compare._data.digits_task`)."""
+    x_train, y_train, x_test, _ = digits_task(n, m, rule="parity", seed=seed)
+    return x_train, y_train, x_test
 
 
 def _optimisation_task(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -239,8 +233,6 @@ def _optimisation_task(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _optimisation(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
-    from .lee_wide_linear import analytic_relu_kernels
-
     c = config["optimisation"]
     n, m = c["n_train"], c["n_test"]
     x, y, xt = _digits_parity(n, m, seed=0)
@@ -260,8 +252,7 @@ def _optimisation(config: Mapping[str, Any], scheduler: str | None) -> xr.Datase
                                       theta_inf=ntk[:n, :n], lr=lr, **{k: c[k] for k in (
                                           "ngd_iterations", "step_size", "damping", "gd_max_steps", "threshold",
                                           "variance_step")}))
-    results = _map("part 1/3 optimisation", _optimisation_task, tasks, scheduler,
-                   lambda t: f"{t['parameterization']}, depth {t['depth']}, width {t['width']}")
+    results = _map("part 1/3 optimisation", _optimisation_task, tasks, scheduler)
     shape = (len(params), len(depths), len(widths), seeds)
 
     def gather(key: str) -> np.ndarray:
@@ -420,8 +411,6 @@ def _bandit_task(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _bandit(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
-    from .lee_wide_linear import analytic_relu_kernels
-
     c = config["bandit"]
     x_all, y_all = load_digits()
     depths, widths, seeds, T = c["depths"], c["widths"], c["seeds"], c["rounds"]
@@ -435,8 +424,7 @@ def _bandit(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     tasks = [dict(depth=L, width=w, seed=s, policy=p, x=streams[s][0], labels=streams[s][1], S=S[i, s],
                   **{k: c[k] for k in ("retrain_every", "train_steps", "lr_factor", "noise", "delta", "lam")})
              for i, L in enumerate(depths) for w in widths for s in range(seeds) for p in POLICIES]
-    results = _map("part 2/3 bandit", _bandit_task, tasks, scheduler,
-                   lambda t: f"{t['policy']}, depth {t['depth']}, width {t['width']}, seed {t['seed']}")
+    results = _map("part 2/3 bandit", _bandit_task, tasks, scheduler)
     shape = (len(depths), len(widths), seeds, len(POLICIES))
 
     def gather(key: str) -> np.ndarray:
@@ -512,8 +500,7 @@ def _continual(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     tasks = [dict(parameterization=p, regime=g, depth=L, width=w, seed=s, tasks=data[s],
                   **{k: c[k] for k in ("short_steps", "max_steps", "lr_factor")})
              for p in params for g in REGIMES for L in depths for w in widths for s in range(seeds)]
-    results = _map("part 3/3 continual learning", _continual_task, tasks, scheduler,
-                   lambda t: f"{t['parameterization']}, {t['regime']}, depth {t['depth']}, width {t['width']}")
+    results = _map("part 3/3 continual learning", _continual_task, tasks, scheduler)
     shape = (len(params), len(REGIMES), len(depths), len(widths), seeds)
 
     def gather(key: str) -> np.ndarray:
@@ -535,18 +522,10 @@ def _continual(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
     return ds
 
 
-def _map(part: str, func: Callable, tasks: list, scheduler: str | None, label: Callable[[dict], str]) -> list:
-    start = time.perf_counter()
-    if scheduler is not None:
-        _progress(part, 0, len(tasks), "submitted to the scheduler", start)
-        out = map_tasks(func, tasks, scheduler)
-        _progress(part, len(tasks), len(tasks), "done", start)
-        return out
-    out = []
-    for i, t in enumerate(tasks):
-        out.append(func(t))
-        _progress(part, i + 1, len(tasks), label(t), start)
-    return out
+def _map(part: str, func: Callable, tasks: list, scheduler: str | None) -> list:
+    """The tasks of one part on the recipes' engine (:func:`compare.recipes._engine.map_tasks`): resumable,
+    failures recorded, a progress bar per part."""
+    return map_tasks(func, tasks, scheduler, label=f"{NAME}: {part}")
 
 
 def experiment(config: Mapping[str, Any], scheduler: str | None) -> xr.Dataset:
@@ -1004,7 +983,7 @@ def _figure_continual(ds: xr.Dataset, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-RECIPE = register(Recipe(
+RECIPE = Recipe(
     name=NAME,
     title="On the Disconnect Between Theory and Practice of Neural Networks: Limits of the NTK Perspective",
     reference=PAPER,
@@ -1052,4 +1031,4 @@ RECIPE = register(Recipe(
     },
     experiment=experiment,
     analyse=analyse,
-))
+)

@@ -40,7 +40,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ._analysis import bootstrap_interval
-from ._base import Recipe, map_tasks, register
+from ._engine import map_tasks
+from ._registry import Recipe
 from ._report import Claim, judge_ci_threshold
 
 ARCHITECTURES = ("fcn", "cnn", "cnn-gap")
@@ -699,7 +700,7 @@ def _finite_figure(ds: xr.Dataset, pattern: xr.Dataset, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-RECIPE = register(Recipe(
+RECIPE = Recipe(
     name="xiao-pennington-schoenholz",
     title="Disentangling Trainability and Generalization in Deep Neural Networks",
     reference="Xiao, Pennington & Schoenholz 2020, arXiv:1912.13053 (ICML 2020)",
@@ -739,4 +740,4 @@ RECIPE = register(Recipe(
     },
     experiment=experiment,
     analyse=analyse,
-))
+)
