@@ -74,7 +74,7 @@ def test_run_phase_figure_hatches_where_q_star_is_infinite(tmp_path, monkeypatch
         drawn.append((ph.attrs["activation"], [h.get_label() for h in handles], ax))
         return handles
 
-    monkeypatch.setattr(_plot_phase, "draw_phase_diagram", spy)
+    monkeypatch.setattr(_report, "draw_phase_diagram", spy)  # _report's own binding of _plot_phase's function
     _report.plot_phase_points(_relu_tanh_sweep_points(), tmp_path / "phase.png")
     assert [a for a, _, _ in drawn] == ["tanh", "relu"]
     relu_labels, relu_ax = drawn[1][1], drawn[1][2]
