@@ -12,6 +12,7 @@ linearised network's outputs, Lee et al. 2019, arXiv:1902.06720, Eq. 9) and ``li
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -87,11 +88,27 @@ def task_inputs(task: Task, config: SweepConfig) -> tuple[np.ndarray, np.ndarray
     return load_points(config.data, images=task.architecture != "fcn")
 
 
-def _theory(task: Task, config: SweepConfig, x: np.ndarray) -> xr.Dataset:
-    import ntktheory
+def _theory(task: Task, config: SweepConfig) -> xr.Dataset:
+    """The analytic kernels of the task's network on all the sweep's points (train then test).
 
+    One computation per theory configuration and process (:func:`_theory_kernels`): the theory
+    task and the empirical tasks of the same (architecture, activation, init, depth), which need
+    the analytic NTK on the training points for their learning rate, share it.
+    """
     # the standard parameterisation's NTK grows with the width: the task's own (a theory task per width)
     width = task.width if config.parameterization == "standard" else None
+    key = dataclasses.replace(task, kind="theory", width=width, seed=None, index=(), dims=())
+    ntk, nngp = _theory_kernels(key, config.parameterization, config.data)
+    return xr.Dataset({"ntk_theory": (("x1", "x2"), ntk), "nngp_theory": (("x1", "x2"), nngp)})
+
+
+@functools.lru_cache(maxsize=16)
+def _theory_kernels(task: Task, parameterization: str, data: DataSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(ntk, nngp) of the theory ``task`` (width None unless standard) on the points of ``data``
+    (read-only arrays: they are shared between the tasks of a process)."""
+    import ntktheory
+
+    x = load_points(data, images=task.architecture != "fcn")[0]
     if task.architecture == "fcn":
         k = ntktheory.kernels(
             x.reshape(len(x), -1),
@@ -99,20 +116,18 @@ def _theory(task: Task, config: SweepConfig, x: np.ndarray) -> xr.Dataset:
             depth=task.depth,
             sigma_w=math.sqrt(task.sigma_w2),
             sigma_b=math.sqrt(task.sigma_b2),
-            parameterization=config.parameterization,
-            width=width,
+            parameterization=parameterization,
+            width=task.width,
         )
     else:
-        k = ntktheory.kernels(x, architecture=architecture(task, width), parameterization=config.parameterization)
-    return xr.Dataset(
-        {
-            "ntk_theory": (("x1", "x2"), np.asarray(k["ntk"].values, dtype=np.float64)),
-            "nngp_theory": (("x1", "x2"), np.asarray(k["nngp"].values, dtype=np.float64)),
-        }
-    )
+        k = ntktheory.kernels(x, architecture=architecture(task, task.width), parameterization=parameterization)
+    out = tuple(np.asarray(k[name].values, dtype=np.float64) for name in ("ntk", "nngp"))
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
-def learning_rate(config: SweepConfig, ntk_train: np.ndarray) -> float:
+def learning_rate(config: SweepConfig, ntk_train: np.ndarray | None) -> float:
     """The training learning rate: absolute, or relative to 2N / lambda_max of the analytic NTK."""
     if config.training.learning_rate is not None:
         return float(config.training.learning_rate)
@@ -177,8 +192,11 @@ def _train(net, xt, y: np.ndarray, train: np.ndarray, k0: np.ndarray, task: Task
 
     steps = list(config.training.snapshot_steps)
     tr_mask, te_mask = torch.as_tensor(train), torch.as_tensor(~train)
-    theory_train = _theory(task, config, xt[tr_mask].double().numpy())["ntk_theory"].values  # same inputs
-    eta = learning_rate(config, theory_train)
+    if config.training.learning_rate is None:  # relative to the analytic NTK of the training points
+        n_train = int(train.sum())
+        eta = learning_rate(config, _theory(task, config)["ntk_theory"].values[:n_train, :n_train])
+    else:
+        eta = learning_rate(config, None)
     rec = empirical.train(
         net, xt[tr_mask], torch.as_tensor(y[train], dtype=xt.dtype)[:, None], steps=steps[-1], lr=eta,
         x_test=xt[te_mask], snapshot_steps=steps, measure_ntk=True, linearized=True,
@@ -221,7 +239,7 @@ def measure(task: Task, config: SweepConfig) -> xr.Dataset:
     xarray.Dataset
         Without configuration dims; :func:`compare._sweep.combine_results` adds them.
     """
-    x, y, train = task_inputs(task, config)
     if task.kind == "theory":
-        return _theory(task, config, x)
+        return _theory(task, config)
+    x, y, train = task_inputs(task, config)
     return _empirical(task, config, x, y, train)

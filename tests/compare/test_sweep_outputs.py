@@ -3,6 +3,7 @@
 summary.csv as numbers; read the variables' attrs."""
 
 import csv
+import math
 import warnings
 
 import numpy as np
@@ -114,3 +115,37 @@ def test_every_variable_says_what_it_is(run_folder):
             if ds[name].dtype.kind not in "USO":
                 assert attrs.get("units") == "1", name  # all quantities are dimensionless
         assert "Theta" in ds.ntk_theory.attrs["description"]
+
+
+def test_empirical_tasks_reuse_the_theory_tasks_kernels(tmp_path, monkeypatch):
+    """The analytic kernels are computed once per theory configuration (per process): the empirical
+    tasks' learning rate reads the training block of the theory task's NTK instead of computing it
+    again, and that block equals the NTK computed on the training points alone (to rounding)."""
+    import tomllib
+
+    import ntktheory
+    from compare import _tasks
+    from compare._config import SweepConfig
+    from compare._plan import plan_tasks
+
+    config = SweepConfig.from_mapping(tomllib.loads(TINY))
+    _tasks._theory_kernels.cache_clear()
+    calls = []
+    original = ntktheory.kernels
+
+    def counting(*args, **kwargs):
+        calls.append(len(args[0]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ntktheory, "kernels", counting)
+    tasks = plan_tasks(config)
+    results = {task.key: _tasks.measure(task, config) for task in tasks}
+    assert sum(t.kind == "empirical" for t in tasks) == 6 and calls == [9]  # one call, all 6 + 3 points
+    theory = next(results[t.key] for t in tasks if t.kind == "theory")
+    x, _, train = _tasks.load_points(config.data)
+    alone = original(x[train], activation="tanh", depth=1, sigma_w=math.sqrt(tasks[0].sigma_w2),
+                     sigma_b=math.sqrt(tasks[0].sigma_b2)).ntk.values
+    np.testing.assert_allclose(theory.ntk_theory.values[:6, :6], alone, rtol=tol("theory_block"), atol=0)
+    rates = {float(results[t.key].learning_rate) for t in tasks if t.kind == "empirical"}
+    assert len(rates) == 1
+    assert rates.pop() == pytest.approx(_tasks.learning_rate(config, alone), rel=tol("theory_block"))

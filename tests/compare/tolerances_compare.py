@@ -20,6 +20,9 @@ TOLERANCES: dict[tuple[str, str], tuple[float, str]] = {
                                         "recursion on row/column blocks, rounding of a few layers."),
     (FLOAT64, "sweep_vs_kernels"): (1e-13, "a sweep's theory kernels vs ntktheory.kernels called directly on the "
                                            "same points: the same code, inputs round-tripped through the store."),
+    (FLOAT64, "theory_block"): (1e-13, "the training block of a theory task's NTK (computed on train and test "
+                                       "points) vs the NTK of the training points alone, and the learning rate "
+                                       "2N/lambda_max from either: the same per-pair recursion, rounding only."),
     (FLOAT64, "width_free_nngp"): (1e-14, "the standard-parameterisation NNGP does not depend on the width: the "
                                           "same arithmetic with the width only in the NTK's terms."),
     (FLOAT64, "sweep_vs_empirical"): (1e-12, "a sweep's empirical NTK vs empirical.ntk on the same seed's network: "
