@@ -127,6 +127,9 @@ def test_entry_points_work_or_refuse_naming_the_argument(entry, arr):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a ComplexWarning (silent cast) or a RuntimeWarning fails the test
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        # repeated training points (e.g. [[1], [1]]) make the train kernel singular: predict's
+        # documented advice to regularise is a correct answer to such an input, not a failure
+        warnings.filterwarnings("ignore", category=ntktheory.KernelConditionWarning)
         try:
             out = fn(arr)
         except (ValueError, TypeError) as err:
