@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from ntktheory._provenance import REQUIRED_KEYS
+from ntktheory._validate import validate_inputs
 
 from ._plan import threads_per_task
 from ._schema import provenance_attrs, to_json
@@ -332,19 +333,8 @@ def input_hash(a: np.ndarray) -> str:
 
 
 def _inputs(name: str, value: Any) -> np.ndarray:
-    try:
-        a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"`{name}` must be a real array of shape (N, ...); got {type(value).__name__}: {err}") from err
-    if a.ndim < 2 or a.shape[0] == 0:
-        raise ValueError(f"`{name}` must have shape (N, ...) with N >= 1 and at least one feature axis; "
-                         f"got shape {a.shape!r}.")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise ValueError(f"`{name}` must be finite; it has {int(bad.sum())} NaN or infinite entries (the first in "
-                         f"row {row}).")
-    return a
+    """A finite float64 array (N, ...), checked by the toolkit's one input validator."""
+    return np.asarray(validate_inputs(name, value, ndims=None), dtype=np.float64)
 
 
 def _block_size(value: Any) -> int:
