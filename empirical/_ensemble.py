@@ -11,7 +11,7 @@ import torch
 import xarray as xr
 
 from ntktheory import layers as L
-from ntktheory._validate import check_int
+from ntktheory._validate import check_int, validate_inputs
 from ntktheory.activations import ActivationSpec
 
 from ._build import build
@@ -183,12 +183,5 @@ def _dataset(data: dict, seed_list: list[int], cfg: dict, param: torch.Tensor) -
 
 
 def _features(x: object) -> int:
-    shape = getattr(x, "shape", None)
-    if shape is None:
-        shape = np.shape(x)
-    if len(shape) != 2 or shape[1] < 1:
-        raise ValueError(
-            f"`x1` must be 2-D with shape (n_points, n_features); got shape {tuple(shape)!r}. "
-            "Reshape a single point with x[None, :]."
-        )
-    return int(shape[1])
+    """The number of features of the inputs x1 (N, d), checked by the one input validator."""
+    return int(validate_inputs("x1", x).shape[1])
