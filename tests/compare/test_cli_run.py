@@ -49,7 +49,12 @@ def test_configuration_mistakes_are_one_line(tmp_path, capfd, text, message):
 
 
 _DRIVER = """
+import signal
 import sys
+
+# a terminal's process: Ctrl-C raises KeyboardInterrupt (the test worker may hand an ignored
+# SIGINT down to its children, as seen once in CI, which would make the interrupt a no-op)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from compare_toy_tasks import toy_config, toy_task
 from compare import run_sweep
 try:

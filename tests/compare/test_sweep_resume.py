@@ -22,7 +22,12 @@ def _run(cfg, path, **kw):
 
 
 _DRIVER = """
+import signal
 import sys
+
+# a terminal's process: Ctrl-C raises KeyboardInterrupt (the test worker may hand an ignored
+# SIGINT down to its children, as seen once in CI, which would make the interrupt a no-op)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {here!r})
 from compare_toy_tasks import toy_config, toy_task
 from compare import run_sweep
