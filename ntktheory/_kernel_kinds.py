@@ -106,24 +106,21 @@ def fused_chunks(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, padded, n2, re
         acc, acct = np.empty(c), np.empty(c)
         h, w = h0, w0
         chunk_input(z1, z2, ii, jj, h, w, k, v1rep)
-        t_zero = True  # the NTK is zero until the first Conv
+        # the NTK is zero until the first Conv, which then writes t without reading it
+        t_zero = ops.shape[0] > 0 and ops[0, 0] == _CONV
+        if not t_zero:
+            _fill_run(t[:size], 0.0)
         for r in range(ops.shape[0]):
             if ops[r, 0] == _CONV:
                 chunk_conv(ops[r], fparams[r], h, w, k, t, pad, k2, t3, t_zero, c)
                 t_zero = False
                 h, w = ops[r, 1], ops[r, 2]
             else:
-                if t_zero:
-                    _fill_run(t[: h * h * w * w * c], 0.0)
-                    t_zero = False
                 v = ops[r, 9]
                 chunk_variances(var1[v], var2[v], ii, jj, h * w, vr, vc)
                 _chunk_activation(fparams[r, 0], k, t, vr, vc, same, h, w, v1rep)
             slot = readouts[r]
             if slot >= 0:
-                if t_zero:
-                    _fill_run(t[: h * h * w * w * c], 0.0)
-                    t_zero = False
                 chunk_readout(k, t, h * h * w * w, m, ii, jj, n2, out_k[slot], out_t[slot], acc, acct)
 '''
 

@@ -1019,8 +1019,7 @@ def chunk_conv(op, fp, h, w, k, t, pad, k2, t3, t_zero, c):
     filter offsets as a column pass on zero-padded columns and a row pass, then
     nngp -> alpha S(k) + beta and ntk -> gamma S(k) + delta + eps S(t) (alpha, gamma, eps carry
     the 1 / (kh kw) of the mean). ``t_zero``: t is still all zero (its sums are skipped)."""
-    ho, wo, kh, kw, sh, sw, pt, pl = op[1], op[2], op[3], op[4], op[5], op[6], op[7], op[8]
-    wp = max((wo - 1) * sw + kw, w + pl)
+    ho, wo, kh, kw, sh, sw, pt, pl, wp = op[1], op[2], op[3], op[4], op[5], op[6], op[7], op[8], op[9]
     offs = np.empty(max(kh, kw), np.int64)
     _fill_run(pad[: h * h * wp * wp * c], 0.0)
     if not t_zero:
@@ -1116,6 +1115,8 @@ def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, c
     """
     n = len(layers)
     state = input_state(x1, x2, "full", cross=False)
+    # one row per layer: Conv (code, out_h, out_w, k_h, k_w, s_h, s_w, pad_top, pad_left, Wp);
+    # Activation (code, ..., index of its variances in var1/var2 in the last column)
     ops = np.zeros((n, 10), dtype=np.int64)
     fparams = np.zeros((n, 5))
     kind = 0
@@ -1129,8 +1130,10 @@ def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, c
             alpha, beta, gamma, delta, eps = _weighted_coefficients(layer, s, ctx)
             inv = 1.0 / math.prod(layer.kernel_size)
             fparams[r] = (alpha * inv, beta, gamma * inv, delta, eps * inv)
-            ops[r, :9] = (_CONV, *out_shape[1:], *layer.kernel_size, *layer.stride, pt, pl)
+            # the padded width Wp: every column the filter reads (up to (out_w - 1) s_w + k_w) and the
+            # image at column offset pl
             wp = max((out_shape[2] - 1) * layer.stride[1] + layer.kernel_size[1], s.shape[2] + pl)
+            ops[r] = (_CONV, *out_shape[1:], *layer.kernel_size, *layer.stride, pt, pl, wp)
             padded = max(padded, s.shape[1] ** 2 * wp**2)  # >= the row-pass output, out_h^2 out_w wp
         else:
             act = layer.function
