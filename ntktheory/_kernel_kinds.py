@@ -25,8 +25,8 @@ import numpy as np
 from numba import njit, prange
 
 from ntktheory._closed_forms import {scalar} as _scalar
-from ntktheory._kernel_maps import (CHUNK, TRIANGLE, _CONV, _copy_run, _fill_run, _items, chunk_conv, chunk_input,
-                                    chunk_readout, chunk_variances)
+from ntktheory._kernel_maps import (CHUNK, TRIANGLE, _CONV, _copy_run, _fill_run, _items, _run_at, chunk_conv,
+                                    chunk_input, chunk_readout, chunk_variances)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -63,10 +63,10 @@ def _closed_run(a, k, t, v1, v2):
 
 
 @njit(cache=True, error_model="numpy")
-def _chunk_activation(a, k, t, vr, vc, same, h, w, v1rep):
-    """The activation on a chunk (layout (H, H', W, W', c)), with the variances vr, vc (P, c) of
-    its rows and columns. The diagonal entry of a pair of identical inputs uses the variance as
-    the covariance (correlation exactly 1)."""
+def _chunk_activation(a, k, t, vr, vc, same, h, w, wp, pl, v1rep):
+    """The activation on a chunk (layout (H, H', Wp, Wp, c), the image at column offset pl), with
+    the variances vr, vc (P, c) of its rows and columns. The diagonal entry of a pair of
+    identical inputs uses the variance as the covariance (correlation exactly 1)."""
     c = same.size
     run = w * c
     for h1 in range(h):
@@ -75,7 +75,7 @@ def _chunk_activation(a, k, t, vr, vc, same, h, w, v1rep):
             for w2 in range(w):
                 _copy_run(v1rep[w2 * c : (w2 + 1) * c], vr[rb : rb + c])
             for h2 in range(h):
-                o = ((h1 * h + h2) * w + w1) * run
+                o = _run_at(h1, h2, w1, h, wp, pl, c)
                 if h1 == h2:
                     for b in range(c):
                         if same[b]:
@@ -84,13 +84,16 @@ def _chunk_activation(a, k, t, vr, vc, same, h, w, v1rep):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def fused_chunks(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, padded, n2, readouts, out_k, out_t):
+def fused_chunks(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, wp0, pl0, padded, n2, readouts, out_k, out_t):
     """The fused program (ops, fparams: ``_kernel_maps.fused_prefix``) on every chunk of input
-    pairs (rows of ``pairs``: i, j, whether x1_i is x2_j), pooled into the readout slots;
-    ``padded``: the largest column-padded layer input, H^2 Wp^2."""
+    pairs (rows of ``pairs``: i, j, whether x1_i is x2_j), pooled into the readout slots.
+
+    A chunk's state is two buffers (nngp, ntk) in the layout its next Conv reads (pitch wp, image
+    at column offset pl, zero border; ops[r, 10:12] after op r, (wp0, pl0) for the input), of at
+    most ``padded`` = H^2 Wp^2 positions. A Conv writes into a second pair of buffers, whose
+    border is zeroed when its layout changes, and the pairs swap."""
     npairs = pairs.shape[0]
     c = CHUNK
-    size = h0 * h0 * w0 * w0 * c
     for chunk in prange((npairs + c - 1) // c):
         first = np.int64(chunk) * c
         m = min(c, npairs - first)
@@ -100,28 +103,37 @@ def fused_chunks(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, padded, n2, re
         for b in range(c):  # a short last chunk repeats its last pair (computed, not written)
             row = min(first + b, npairs - 1)
             ii[b], jj[b], same[b] = pairs[row, 0], pairs[row, 1], pairs[row, 2] != 0
-        k, t = np.empty(size), np.empty(size)
-        pad, k2, t3 = np.empty(padded * c), np.empty(padded * c), np.empty(padded * c)
+        k, t = np.empty(padded * c), np.empty(padded * c)
+        k_out, t_out = np.empty(padded * c), np.empty(padded * c)
         vr, vc, v1rep = np.empty(h0 * w0 * c), np.empty(h0 * w0 * c), np.empty(w0 * c)
         acc, acct = np.empty(c), np.empty(c)
-        h, w = h0, w0
-        chunk_input(z1, z2, ii, jj, h, w, k, v1rep)
-        # the NTK is zero until the first Conv, which then writes t without reading it
-        t_zero = ops.shape[0] > 0 and ops[0, 0] == _CONV
-        if not t_zero:
-            _fill_run(t[:size], 0.0)
+        h, w, wp, pl = h0, w0, wp0, pl0
+        _fill_run(k[: h * h * wp * wp * c], 0.0)
+        _fill_run(t[: h * h * wp * wp * c], 0.0)  # the NTK is zero until the first Conv
+        layout, layout_out = (h * 1000 + wp) * 1000 + pl, -1  # what each pair's zero border fits
+        chunk_input(z1, z2, ii, jj, h, w, wp, pl, k, v1rep)
+        t_zero = ops.shape[0] > 0 and ops[0, 0] == _CONV  # the first Conv writes t without reading it
         for r in range(ops.shape[0]):
             if ops[r, 0] == _CONV:
-                chunk_conv(ops[r], fparams[r], h, w, k, t, pad, k2, t3, t_zero, c)
+                ho, wo, wpo, plo = ops[r, 1], ops[r, 2], ops[r, 10], ops[r, 11]
+                key = (ho * 1000 + wpo) * 1000 + plo
+                if layout_out != key:
+                    _fill_run(k_out[: ho * ho * wpo * wpo * c], 0.0)
+                    _fill_run(t_out[: ho * ho * wpo * wpo * c], 0.0)
+                    layout_out = key
+                chunk_conv(ops[r], fparams[r], h, k, t, k_out, t_out, t_zero, c)
+                k, k_out, t, t_out = k_out, k, t_out, t
+                layout, layout_out = layout_out, layout
                 t_zero = False
-                h, w = ops[r, 1], ops[r, 2]
+                h, w, wp, pl = ho, wo, wpo, plo
             else:
                 v = ops[r, 9]
                 chunk_variances(var1[v], var2[v], ii, jj, h * w, vr, vc)
-                _chunk_activation(fparams[r, 0], k, t, vr, vc, same, h, w, v1rep)
+                _chunk_activation(fparams[r, 0], k, t, vr, vc, same, h, w, wp, pl, v1rep)
             slot = readouts[r]
             if slot >= 0:
-                chunk_readout(k, t, h * h * w * w, m, ii, jj, n2, out_k[slot], out_t[slot], acc, acct)
+                chunk_readout(k, t, h * h * wp * wp * c, h * h * w * w, m, ii, jj, n2, out_k[slot], out_t[slot], acc,
+                              acct)
 '''
 
 _NAMES = ("relu", "leaky_relu", "abs", "step", "erf", "sin", "identity", "gelu")

@@ -900,9 +900,9 @@ def run_sequence(layers: list[L.Layer], state: KernelState, ctx: Context) -> Ker
 #: Op codes of the fused chunk program (``_kernel_kinds``).
 _CONV, _ACT = 0, 1
 #: Input pairs per chunk of the fused path: the pair index is the innermost (contiguous) axis of
-#: its buffers, (H, H', W, W', CHUNK) for positions (h, w) and (h', w'). Eight pairs keep a
-#: chunk's four 8x8-image buffers (1 MiB) in a core's L2 cache and were fastest on the bench
-#: (4, 8, 12, 16 and 32 tried).
+#: its buffers, (H, H', Wp, Wp, CHUNK) for positions (h, w) and (h', w'). Eight pairs keep a
+#: chunk's four buffers (1.6 MiB for 8x8 images padded to 10 columns) in a core's L2 cache and
+#: were fastest on the bench (4, 8, 12, 16 and 32 tried).
 CHUNK = 8
 
 
@@ -927,133 +927,160 @@ def _fill_run(dst, value):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _run_at(h1, h2, w1, h, wp, pl, c):
+    """Offset of the run of positions (h1, w1), (h2, 0..) in a chunk buffer of layout
+    (h, h, wp, wp, c): rows of pitch wp with the image at column offset pl on both w axes."""
+    return (((h1 * h + h2) * wp + w1 + pl) * wp + pl) * c
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _sum_taps(out, src, offs, ntaps, n):
     """out[:n] = sum over the first ntaps offsets of src[off : off + n] (0 when none).
 
-    Up to three terms in one sweep (out = a + b + c), the rest added one by one: a third of the
-    memory traffic of a zero-and-add loop for 3-wide filters. Straight-line cases, so that each
-    loop vectorises."""
+    Three terms per sweep (out = a + b + c, then out += d + e + f, ...): a third of the memory
+    traffic of a zero-and-add loop for 3-wide filters. Straight-line cases, so that each loop
+    vectorises."""
     out = out[:n]
     if ntaps == 0:
         _fill_run(out, 0.0)
-        return
-    a = src[offs[0] : offs[0] + n]
-    if ntaps == 1:
-        _copy_run(out, a)
-        return
-    b = src[offs[1] : offs[1] + n]
-    if ntaps == 2:
-        for e in range(n):
-            out[e] = a[e] + b[e]
-        return
-    c = src[offs[2] : offs[2] + n]
-    for e in range(n):
-        out[e] = a[e] + b[e] + c[e]
-    for u in range(3, ntaps):
-        _add_run(out, src[offs[u] : offs[u] + n])
-
-
-@njit(cache=True, error_model="numpy")
-def _pad_columns(src, dst, h, w, wp, pl, c):
-    """dst (h, h, wp, wp, c) = src (h, h, w, w, c) placed at column offset pl on both w axes
-    (the border, zero, is written by the caller)."""
-    run = w * c
-    for s in range(h * h):
-        for w1 in range(w):
-            i = (s * w + w1) * run
-            o = ((s * wp + w1 + pl) * wp + pl) * c
-            _copy_run(dst[o : o + run], src[i : i + run])
-
-
-@njit(cache=True, error_model="numpy")
-def _chunk_w_pass(src, dst, h, wp, wout, kw, sw, c, offs):
-    """The sum over the kw column offsets of a convolution on a column-padded chunk:
-    dst[h, h', w, w', :] = sum_d src[h, h', w sw + d, w' sw + d, :]; src (h, h, wp, wp, c) padded
-    with zeros, so every offset is in range; dst (h, h, wout, wp, c), rows of pitch wp (the
-    columns w' >= wout hold garbage). With sw == 1 each image pair's rows are one contiguous run."""
-    slab_in, slab_out = wp * wp * c, wout * wp * c
-    for s in range(h * h):
-        if sw == 1:
-            run = ((wout - 1) * wp + wout) * c  # up to the last valid column of the last row
-            for d in range(kw):
-                offs[d] = s * slab_in + (d * wp + d) * c
-            _sum_taps(dst[s * slab_out : s * slab_out + run], src, offs, kw, run)
+    for g in range(0, ntaps, 3):
+        left = ntaps - g
+        a = src[offs[g] : offs[g] + n]
+        if left == 1:
+            if g == 0:
+                _copy_run(out, a)
+            else:
+                _add_run(out, a)
+            continue
+        b = src[offs[g + 1] : offs[g + 1] + n]
+        if left == 2:
+            if g == 0:
+                for e in range(n):
+                    out[e] = a[e] + b[e]
+            else:
+                for e in range(n):
+                    out[e] += a[e] + b[e]
+            continue
+        d = src[offs[g + 2] : offs[g + 2] + n]
+        if g == 0:
+            for e in range(n):
+                out[e] = a[e] + b[e] + d[e]
         else:
-            for w1 in range(wout):
-                for w2 in range(wout):
-                    for d in range(kw):
-                        offs[d] = s * slab_in + ((w1 * sw + d) * wp + w2 * sw + d) * c
-                    o = s * slab_out + (w1 * wp + w2) * c
-                    _sum_taps(dst[o : o + c], src, offs, kw, c)
+            for e in range(n):
+                out[e] += a[e] + b[e] + d[e]
 
 
-@njit(cache=True, error_model="numpy")
-def _chunk_h_pass(src, dst, hin, hout, blk, run, kh, sh, pt, offs):
-    """The sum over the kh row offsets: dst[h, h', ...] = sum_d src[h sh - pt + d, h' sh - pt + d, ...]
-    (zero outside); src (hin, hin, blk), dst (hout, hout, blk), the first ``run`` entries of each
-    block (its valid part)."""
-    for h1 in range(hout):
-        for h2 in range(hout):
-            ntaps = 0
-            for d in range(kh):
-                r1, r2 = h1 * sh - pt + d, h2 * sh - pt + d
-                if 0 <= r1 < hin and 0 <= r2 < hin:
-                    offs[ntaps] = (r1 * hin + r2) * blk
-                    ntaps += 1
-            o = (h1 * hout + h2) * blk
-            _sum_taps(dst[o : o + run], src, offs, ntaps, run)
-
-
-@njit(cache=True, error_model="numpy")
-def _conv_sums(src, dst, pad, k2, h, w, ho, wo, kh, kw, sh, sw, pt, pl, wp, c, offs):
-    """dst (ho, ho, wo, wp, c), rows of pitch wp = the sum over the filter offsets of src
-    (h, h, w, w, c) (pad, whose border must be zero, and k2 are scratch; dst may be pad)."""
-    _pad_columns(src, pad, h, w, wp, pl, c)
-    _chunk_w_pass(pad, k2, h, wp, wo, kw, sw, c, offs)
-    _chunk_h_pass(k2, dst, h, ho, wo * wp * c, ((wo - 1) * wp + wo) * c, kh, sh, pt, offs)
-
-
-@njit(cache=True, error_model="numpy")
-def chunk_conv(op, fp, h, w, k, t, pad, k2, t3, t_zero, c):
-    """A Conv layer on one chunk, in place on (k, t) (pad, k2, t3 scratch): the sum S over the
-    filter offsets as a column pass on zero-padded columns and a row pass, then
-    nngp -> alpha S(k) + beta and ntk -> gamma S(k) + delta + eps S(t) (alpha, gamma, eps carry
-    the 1 / (kh kw) of the mean). ``t_zero``: t is still all zero (its sums are skipped)."""
-    ho, wo, kh, kw, sh, sw, pt, pl, wp = op[1], op[2], op[3], op[4], op[5], op[6], op[7], op[8], op[9]
-    offs = np.empty(max(kh, kw), np.int64)
-    _fill_run(pad[: h * h * wp * wp * c], 0.0)
-    if not t_zero:
-        _conv_sums(t, t3, pad, k2, h, w, ho, wo, kh, kw, sh, sw, pt, pl, wp, c, offs)
-    _conv_sums(k, pad, pad, k2, h, w, ho, wo, kh, kw, sh, sw, pt, pl, wp, c, offs)  # S(k) into pad
+@njit(cache=True, inline="always", error_model="numpy")
+def _conv_run(k, t, ok, ot, offs, ntaps, o, n, t_zero, fp):
+    """One run of a Conv: S = the sum over the taps (offsets offs[:ntaps] into k and t) of n
+    entries, written at o: ok = alpha S(k) + beta, ot = gamma S(k) + delta + eps S(t). Nine, six
+    and three taps (a 3x3 filter at inner and border rows) are one straight-line sweep, other
+    counts three taps per sweep."""
+    rk, rt = ok[o : o + n], ot[o : o + n]
     alpha, beta, gamma, delta, eps = fp[0], fp[1], fp[2], fp[3], fp[4]
-    run = wo * c
-    for r in range(ho * ho * wo):
-        i, o = r * wp * c, r * run
-        sk, kr, tr = pad[i : i + run], k[o : o + run], t[o : o + run]
-        if t_zero:
-            for e in range(run):
-                s = sk[e]
-                kr[e] = alpha * s + beta
-                tr[e] = gamma * s + delta
-        else:
-            st = t3[i : i + run]
-            for e in range(run):
-                s = sk[e]
-                kr[e] = alpha * s + beta
-                tr[e] = gamma * s + delta + eps * st[e]
+    if ntaps == 9 and not t_zero:
+        k0, k1, k2 = k[offs[0] : offs[0] + n], k[offs[1] : offs[1] + n], k[offs[2] : offs[2] + n]
+        k3, k4, k5 = k[offs[3] : offs[3] + n], k[offs[4] : offs[4] + n], k[offs[5] : offs[5] + n]
+        k6, k7, k8 = k[offs[6] : offs[6] + n], k[offs[7] : offs[7] + n], k[offs[8] : offs[8] + n]
+        t0, t1, t2 = t[offs[0] : offs[0] + n], t[offs[1] : offs[1] + n], t[offs[2] : offs[2] + n]
+        t3, t4, t5 = t[offs[3] : offs[3] + n], t[offs[4] : offs[4] + n], t[offs[5] : offs[5] + n]
+        t6, t7, t8 = t[offs[6] : offs[6] + n], t[offs[7] : offs[7] + n], t[offs[8] : offs[8] + n]
+        for e in range(n):
+            s = (k0[e] + k1[e] + k2[e]) + (k3[e] + k4[e] + k5[e]) + (k6[e] + k7[e] + k8[e])
+            st = (t0[e] + t1[e] + t2[e]) + (t3[e] + t4[e] + t5[e]) + (t6[e] + t7[e] + t8[e])
+            rk[e] = alpha * s + beta
+            rt[e] = gamma * s + delta + eps * st
+        return
+    if ntaps == 6 and not t_zero:
+        k0, k1, k2 = k[offs[0] : offs[0] + n], k[offs[1] : offs[1] + n], k[offs[2] : offs[2] + n]
+        k3, k4, k5 = k[offs[3] : offs[3] + n], k[offs[4] : offs[4] + n], k[offs[5] : offs[5] + n]
+        t0, t1, t2 = t[offs[0] : offs[0] + n], t[offs[1] : offs[1] + n], t[offs[2] : offs[2] + n]
+        t3, t4, t5 = t[offs[3] : offs[3] + n], t[offs[4] : offs[4] + n], t[offs[5] : offs[5] + n]
+        for e in range(n):
+            s = (k0[e] + k1[e] + k2[e]) + (k3[e] + k4[e] + k5[e])
+            st = (t0[e] + t1[e] + t2[e]) + (t3[e] + t4[e] + t5[e])
+            rk[e] = alpha * s + beta
+            rt[e] = gamma * s + delta + eps * st
+        return
+    _sum_taps(rk, k, offs, ntaps, n)
+    if t_zero:
+        for e in range(n):
+            s = rk[e]
+            rk[e] = alpha * s + beta
+            rt[e] = gamma * s + delta
+    else:
+        _sum_taps(rt, t, offs, ntaps, n)
+        for e in range(n):
+            s = rk[e]
+            rk[e] = alpha * s + beta
+            rt[e] = gamma * s + delta + eps * rt[e]
 
 
 @njit(cache=True, error_model="numpy")
-def chunk_input(z1, z2, ii, jj, h, w, k, rep):
-    """k[h, h', w, w', c] = z1[ii[c], (h, w)] . z2[jj[c], (h', w')] / channels, for one chunk
-    (z (n, H W, channels); rep scratch of W c entries)."""
+def chunk_conv(op, fp, h, k, t, ok, ot, t_zero, c):
+    """A Conv layer on one chunk: (k, t) in the layout of its input (pitch wp, offset pl, zero
+    border) -> (ok, ot) in the layout of its output (pitch wpo, offset plo, whose border the
+    caller has zeroed). Each output entry is the sum over the filter offsets (a, b) of
+    k[h sh - pt + a, h' sh - pt + a, w sw + b, w' sw + b] (rows outside the image skipped,
+    columns read through the zero border), then nngp -> alpha S(k) + beta and
+    ntk -> gamma S(k) + delta + eps S(t) (alpha, gamma, eps carry the 1 / (kh kw) of the mean).
+    ``t_zero``: t is still all zero (its sums are skipped).
+
+    With stride 1 and equal pitches an output (h, h') block is one run over all its rows (the
+    input is then at a constant offset from the output for each tap); the columns between rows
+    get garbage there and are zeroed afterwards."""
+    ho, wo, kh, kw, sh, sw, pt = op[1], op[2], op[3], op[4], op[5], op[6], op[7]
+    wp, wpo, plo = op[9], op[10], op[11]
+    offs = np.empty(kh * kw, np.int64)
+    rows = np.empty(kh, np.int64)
+    long_run = sw == 1 and wpo == wp
+    for h1 in range(ho):
+        for h2 in range(ho):
+            nr = 0
+            for a in range(kh):
+                r1, r2 = h1 * sh - pt + a, h2 * sh - pt + a
+                if 0 <= r1 < h and 0 <= r2 < h:
+                    rows[nr] = (r1 * h + r2) * wp * wp * c
+                    nr += 1
+            ntaps = nr * kw
+            if long_run:
+                for u in range(ntaps):
+                    offs[u] = rows[u // kw] + (u % kw) * (wp + 1) * c
+                o = _run_at(h1, h2, 0, ho, wpo, plo, c)
+                _conv_run(k, t, ok, ot, offs, ntaps, o, ((wo - 1) * wpo + wo) * c, t_zero, fp)
+                gap = (wpo - wo) * c
+                for w1 in range(wo - 1):
+                    g = o + (w1 * wpo + wo) * c
+                    _fill_run(ok[g : g + gap], 0.0)
+                    _fill_run(ot[g : g + gap], 0.0)
+            elif sw == 1:
+                for w1 in range(wo):
+                    for u in range(ntaps):
+                        b = u % kw
+                        offs[u] = rows[u // kw] + ((w1 + b) * wp + b) * c
+                    _conv_run(k, t, ok, ot, offs, ntaps, _run_at(h1, h2, w1, ho, wpo, plo, c), wo * c, t_zero, fp)
+            else:
+                for w1 in range(wo):
+                    for w2 in range(wo):
+                        for u in range(ntaps):
+                            b = u % kw
+                            offs[u] = rows[u // kw] + ((w1 * sw + b) * wp + w2 * sw + b) * c
+                        _conv_run(k, t, ok, ot, offs, ntaps, _run_at(h1, h2, w1, ho, wpo, plo, c) + w2 * c, c,
+                                  t_zero, fp)
+
+
+@njit(cache=True, error_model="numpy")
+def chunk_input(z1, z2, ii, jj, h, w, wp, pl, k, rep):
+    """k[h, h', w, w', c] = z1[ii[c], (h, w)] . z2[jj[c], (h', w')] / channels, for one chunk, in
+    the layout (h, h, wp, wp, c) at column offset pl (z (n, H W, channels); rep scratch of W c
+    entries; the border of k is left as it is)."""
     c, cin = ii.size, z1.shape[2]
     run = w * c
     for h1 in range(h):
         for w1 in range(w):
             p1 = h1 * w + w1
             for h2 in range(h):
-                o = ((h1 * h + h2) * w + w1) * run
+                o = _run_at(h1, h2, w1, h, wp, pl, c)
                 out = k[o : o + run]
                 _fill_run(out, 0.0)
                 for a in range(cin):
@@ -1076,12 +1103,13 @@ def chunk_variances(var1, var2, ii, jj, p, vr, vc):
 
 
 @njit(cache=True, error_model="numpy")
-def chunk_readout(k, t, p2, m, ii, jj, n2, out_k, out_t, acc, acct):
-    """out[ii[c] n2 + jj[c]] = the mean over all p2 position pairs, for the chunk's first m pairs."""
+def chunk_readout(k, t, size, p2, m, ii, jj, n2, out_k, out_t, acc, acct):
+    """out[ii[c] n2 + jj[c]] = the mean over the p2 position pairs, for the chunk's first m pairs:
+    the sum over the first ``size`` entries of the buffers (their borders are zero)."""
     c = ii.size
     acc[:] = 0.0
     acct[:] = 0.0
-    for e in range(p2):
+    for e in range(size // c):
         _add_run(acc, k[e * c : (e + 1) * c])
         _add_run(acct, t[e * c : (e + 1) * c])
     for b in range(m):
@@ -1115,13 +1143,14 @@ def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, c
     """
     n = len(layers)
     state = input_state(x1, x2, "full", cross=False)
-    # one row per layer: Conv (code, out_h, out_w, k_h, k_w, s_h, s_w, pad_top, pad_left, Wp);
-    # Activation (code, ..., index of its variances in var1/var2 in the last column)
-    ops = np.zeros((n, 10), dtype=np.int64)
+    # one row per layer: Conv (code, out_h, out_w, k_h, k_w, s_h, s_w, pad_top, pad_left, Wp of its
+    # input); Activation (code, ..., index of its variances in var1/var2 in column 9); both with
+    # the layout of their output (Wp, pad_left) in columns 10 and 11
+    ops = np.zeros((n, 12), dtype=np.int64)
     fparams = np.zeros((n, 5))
     kind = 0
     var1, var2, selves = [], [], []
-    padded = 0
+    shapes = [state.shape]
     s = state
     for r, layer in enumerate(layers):
         if isinstance(layer, L.Conv):
@@ -1133,8 +1162,7 @@ def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, c
             # the padded width Wp: every column the filter reads (up to (out_w - 1) s_w + k_w) and the
             # image at column offset pl
             wp = max((out_shape[2] - 1) * layer.stride[1] + layer.kernel_size[1], s.shape[2] + pl)
-            ops[r] = (_CONV, *out_shape[1:], *layer.kernel_size, *layer.stride, pt, pl, wp)
-            padded = max(padded, s.shape[1] ** 2 * wp**2)  # >= the row-pass output, out_h^2 out_w wp
+            ops[r, :10] = (_CONV, *out_shape[1:], *layer.kernel_size, *layer.stride, pt, pl, wp)
         else:
             act = layer.function
             kind = _closed_kind(act)
@@ -1143,8 +1171,29 @@ def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, c
             var1.append(variances(s.self1, "full").reshape(s.self1.shape[0], -1))
             var2.append(variances(s.self2, "full").reshape(s.self2.shape[0], -1))
         s = apply(layer, s, ctx)
+        shapes.append(s.shape)
         if r + 1 in readout_after:
             selves.append(s)
+    # the layout of the state before op r (r = n: the end): that of the next Conv's input; with no
+    # Conv ahead, the layout before it when the image still fits there (so that a stride-1 Conv
+    # keeps its pitch), else unpadded
+    layouts = [None] * (n + 1)
+    for r in range(n, -1, -1):
+        if r < n and ops[r, 0] == _CONV:
+            layouts[r] = (int(ops[r, 9]), int(ops[r, 8]))
+        elif r < n:
+            layouts[r] = layouts[r + 1]
+    for r in range(n + 1):
+        if layouts[r] is None:
+            before = layouts[r - 1] if r > 0 else None
+            w_r = shapes[r][2]
+            layouts[r] = before if before is not None and before[1] + w_r <= before[0] else (w_r, 0)
+            for q in range(r, n + 1):  # the Activations up to the end share it
+                if layouts[q] is None:
+                    layouts[q] = layouts[r]
+    for r in range(n):
+        ops[r, 10:12] = layouts[r + 1]
+    padded = max(shape[1] ** 2 * lay[0] ** 2 for shape, lay in zip(shapes, layouts))
     _, h, w = state.shape
     p = h * w
 
@@ -1169,8 +1218,8 @@ def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, c
     out_k = np.zeros((len(readout_after), n1 * n2))
     out_t = np.zeros((len(readout_after), n1 * n2))
     fused_chunks = _kernel_kinds.for_kind(kind).fused_chunks
-    fused_chunks(ops, fparams, stack(var1, n1), stack(var2, n2), z1, z2, pairs, h, w, padded, n2, readouts, out_k,
-                 out_t)
+    fused_chunks(ops, fparams, stack(var1, n1), stack(var2, n2), z1, z2, pairs, h, w, *layouts[0], padded, n2,
+                 readouts, out_k, out_t)
     ctx.stats.extend({"method": "closed_form_fused_blocks"} for layer in layers if isinstance(layer, L.Activation))
     flats = []
     for slot, sself in enumerate(selves):

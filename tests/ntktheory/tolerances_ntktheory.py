@@ -19,6 +19,9 @@ FLOAT64 = "float64"
 
 TOLERANCES: dict[tuple[str, str], tuple[float, str]] = {
     # -- expectations and quadrature -------------------------------------------------------------
+    (FLOAT64, "atan2_ulps"): (2.0, "in units of eps, relative: the branch-free atan2's polynomial is exact to "
+                                   "3e-17 on the reduced interval, and the reduction (one division, one "
+                                   "subtraction of pi/4 or from pi/2 or pi) adds ~1 ulp."),
     (FLOAT64, "closed_vs_quad"): (1e-12, "both sides are ~1e-14 accurate (rigorous series bound 1e-13, graded "
                                          "16-point panels exact to ~1e-16 each); 100x margin for rounding."),
     (FLOAT64, "quad_vs_scipy"): (1e-11, "scipy's nested adaptive quad at epsrel 1e-13/1e-12 is itself good to "
