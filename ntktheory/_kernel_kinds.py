@@ -84,56 +84,71 @@ def _chunk_activation(a, k, t, vr, vc, same, h, w, wp, pl, v1rep):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def fused_chunks(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, wp0, pl0, padded, n2, readouts, out_k, out_t):
+def fused_chunks(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, wp0, pl0, padded, n2, readouts, out_k, out_t,
+                 groups):
     """The fused program (ops, fparams: ``_kernel_maps.fused_prefix``) on every chunk of input
     pairs (rows of ``pairs``: i, j, whether x1_i is x2_j), pooled into the readout slots.
 
     A chunk's state is two buffers (nngp, ntk) in the layout its next Conv reads (pitch wp, image
     at column offset pl, zero border; ops[r, 10:12] after op r, (wp0, pl0) for the input), of at
     most ``padded`` = H^2 Wp^2 positions. A Conv writes into a second pair of buffers, whose
-    border is zeroed when its layout changes, and the pairs swap."""
+    border is zeroed when its layout changes, and the pairs swap. The chunks are split into
+    ``groups`` contiguous runs (one per thread), each allocating its buffers once: a fresh
+    allocation per chunk costs as much as the chunk's arithmetic (the allocator returns the
+    memory to the system on every free, and every page faults in again)."""
     npairs = pairs.shape[0]
     c = CHUNK
-    for chunk in prange((npairs + c - 1) // c):
-        first = np.int64(chunk) * c
-        m = min(c, npairs - first)
+    nchunks = (npairs + c - 1) // c
+    for group in prange(groups):
         ii = np.empty(c, np.int64)
         jj = np.empty(c, np.int64)
         same = np.empty(c, np.bool_)
-        for b in range(c):  # a short last chunk repeats its last pair (computed, not written)
-            row = min(first + b, npairs - 1)
-            ii[b], jj[b], same[b] = pairs[row, 0], pairs[row, 1], pairs[row, 2] != 0
-        k, t = np.empty(padded * c), np.empty(padded * c)
-        k_out, t_out = np.empty(padded * c), np.empty(padded * c)
+        k0, t0 = np.empty(padded * c), np.empty(padded * c)
+        k1, t1 = np.empty(padded * c), np.empty(padded * c)
         vr, vc, v1rep = np.empty(h0 * w0 * c), np.empty(h0 * w0 * c), np.empty(w0 * c)
         acc, acct = np.empty(c), np.empty(c)
-        h, w, wp, pl = h0, w0, wp0, pl0
-        _fill_run(k[: h * h * wp * wp * c], 0.0)
-        _fill_run(t[: h * h * wp * wp * c], 0.0)  # the NTK is zero until the first Conv
-        layout, layout_out = (h * 1000 + wp) * 1000 + pl, -1  # what each pair's zero border fits
-        chunk_input(z1, z2, ii, jj, h, w, wp, pl, k, v1rep)
-        t_zero = ops.shape[0] > 0 and ops[0, 0] == _CONV  # the first Conv writes t without reading it
-        for r in range(ops.shape[0]):
-            if ops[r, 0] == _CONV:
-                ho, wo, wpo, plo = ops[r, 1], ops[r, 2], ops[r, 10], ops[r, 11]
-                key = (ho * 1000 + wpo) * 1000 + plo
-                if layout_out != key:
-                    _fill_run(k_out[: ho * ho * wpo * wpo * c], 0.0)
-                    _fill_run(t_out[: ho * ho * wpo * wpo * c], 0.0)
-                    layout_out = key
-                chunk_conv(ops[r], fparams[r], h, k, t, k_out, t_out, t_zero, c)
-                k, k_out, t, t_out = k_out, k, t_out, t
-                layout, layout_out = layout_out, layout
-                t_zero = False
-                h, w, wp, pl = ho, wo, wpo, plo
-            else:
-                v = ops[r, 9]
-                chunk_variances(var1[v], var2[v], ii, jj, h * w, vr, vc)
-                _chunk_activation(fparams[r, 0], k, t, vr, vc, same, h, w, wp, pl, v1rep)
-            slot = readouts[r]
-            if slot >= 0:
-                chunk_readout(k, t, h * h * wp * wp * c, h * h * w * w, m, ii, jj, n2, out_k[slot], out_t[slot], acc,
-                              acct)
+        for chunk in range(group * nchunks // groups, (group + 1) * nchunks // groups):
+            _fused_chunk(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, wp0, pl0, n2, readouts, out_k, out_t,
+                         np.int64(chunk) * c, ii, jj, same, k0, t0, k1, t1, vr, vc, v1rep, acc, acct)
+
+
+@njit(cache=True, error_model="numpy")
+def _fused_chunk(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, wp0, pl0, n2, readouts, out_k, out_t, first, ii,
+                 jj, same, k, t, k_out, t_out, vr, vc, v1rep, acc, acct):
+    """One chunk of :func:`fused_chunks`, the pairs from ``first`` on, in the given buffers."""
+    npairs = pairs.shape[0]
+    c = CHUNK
+    m = min(c, npairs - first)
+    for b in range(c):  # a short last chunk repeats its last pair (computed, not written)
+        row = min(first + b, npairs - 1)
+        ii[b], jj[b], same[b] = pairs[row, 0], pairs[row, 1], pairs[row, 2] != 0
+    h, w, wp, pl = h0, w0, wp0, pl0
+    _fill_run(k[: h * h * wp * wp * c], 0.0)
+    _fill_run(t[: h * h * wp * wp * c], 0.0)  # the NTK is zero until the first Conv
+    layout, layout_out = (h * 1000 + wp) * 1000 + pl, -1  # what each pair's zero border fits
+    chunk_input(z1, z2, ii, jj, h, w, wp, pl, k, v1rep)
+    t_zero = ops.shape[0] > 0 and ops[0, 0] == _CONV  # the first Conv writes t without reading it
+    for r in range(ops.shape[0]):
+        if ops[r, 0] == _CONV:
+            ho, wo, wpo, plo = ops[r, 1], ops[r, 2], ops[r, 10], ops[r, 11]
+            key = (ho * 1000 + wpo) * 1000 + plo
+            if layout_out != key:
+                _fill_run(k_out[: ho * ho * wpo * wpo * c], 0.0)
+                _fill_run(t_out[: ho * ho * wpo * wpo * c], 0.0)
+                layout_out = key
+            chunk_conv(ops[r], fparams[r], h, k, t, k_out, t_out, t_zero, c)
+            k, k_out, t, t_out = k_out, k, t_out, t
+            layout, layout_out = layout_out, layout
+            t_zero = False
+            h, w, wp, pl = ho, wo, wpo, plo
+        else:
+            v = ops[r, 9]
+            chunk_variances(var1[v], var2[v], ii, jj, h * w, vr, vc)
+            _chunk_activation(fparams[r, 0], k, t, vr, vc, same, h, w, wp, pl, v1rep)
+        slot = readouts[r]
+        if slot >= 0:
+            chunk_readout(k, t, h * h * wp * wp * c, h * h * w * w, m, ii, jj, n2, out_k[slot], out_t[slot], acc,
+                          acct)
 '''
 
 _NAMES = ("relu", "leaky_relu", "abs", "step", "erf", "sin", "identity", "gelu")

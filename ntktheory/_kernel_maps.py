@@ -45,6 +45,7 @@ import functools
 import math
 import sys
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -1044,8 +1045,9 @@ def chunk_conv(op, fp, h, k, t, ok, ot, t_zero, c):
                     nr += 1
             ntaps = nr * kw
             if long_run:
-                for u in range(ntaps):
-                    offs[u] = rows[u // kw] + (u % kw) * (wp + 1) * c
+                for a in range(nr):
+                    for b in range(kw):
+                        offs[a * kw + b] = rows[a] + b * (wp + 1) * c
                 o = _run_at(h1, h2, 0, ho, wpo, plo, c)
                 _conv_run(k, t, ok, ot, offs, ntaps, o, ((wo - 1) * wpo + wo) * c, t_zero, fp)
                 gap = (wpo - wo) * c
@@ -1055,16 +1057,16 @@ def chunk_conv(op, fp, h, k, t, ok, ot, t_zero, c):
                     _fill_run(ot[g : g + gap], 0.0)
             elif sw == 1:
                 for w1 in range(wo):
-                    for u in range(ntaps):
-                        b = u % kw
-                        offs[u] = rows[u // kw] + ((w1 + b) * wp + b) * c
+                    for a in range(nr):
+                        for b in range(kw):
+                            offs[a * kw + b] = rows[a] + ((w1 + b) * wp + b) * c
                     _conv_run(k, t, ok, ot, offs, ntaps, _run_at(h1, h2, w1, ho, wpo, plo, c), wo * c, t_zero, fp)
             else:
                 for w1 in range(wo):
                     for w2 in range(wo):
-                        for u in range(ntaps):
-                            b = u % kw
-                            offs[u] = rows[u // kw] + ((w1 * sw + b) * wp + w2 * sw + b) * c
+                        for a in range(nr):
+                            for b in range(kw):
+                                offs[a * kw + b] = rows[a] + ((w1 * sw + b) * wp + w2 * sw + b) * c
                         _conv_run(k, t, ok, ot, offs, ntaps, _run_at(h1, h2, w1, ho, wpo, plo, c) + w2 * c, c,
                                   t_zero, fp)
 
@@ -1219,7 +1221,7 @@ def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, c
     out_t = np.zeros((len(readout_after), n1 * n2))
     fused_chunks = _kernel_kinds.for_kind(kind).fused_chunks
     fused_chunks(ops, fparams, stack(var1, n1), stack(var2, n2), z1, z2, pairs, h, w, *layouts[0], padded, n2,
-                 readouts, out_k, out_t)
+                 readouts, out_k, out_t, numba.get_num_threads())
     ctx.stats.extend({"method": "closed_form_fused_blocks"} for layer in layers if isinstance(layer, L.Activation))
     flats = []
     for slot, sself in enumerate(selves):
