@@ -29,9 +29,12 @@ the full form; the rest holds zeros or stale values and is never read. Position 
 
 Networks of convolutions and closed-form activations ending in global average pooling (the
 CNN-GAP of Xiao et al. 2020) have a fused path (:func:`fused_prefix`): chunks of ``CHUNK`` pairs
-of inputs run through all those layers in buffers laid out (H, H', W, W', pair), which stay in a
-core's cache and put the pairs innermost, so that every loop runs over long contiguous rows; the
-variances come from a pass over the self kernels, and no full-form cross kernel is ever stored.
+of inputs run through all those layers in buffers laid out (H, H', Wp, Wp, pair), which stay in
+a core's cache and put the pairs innermost, so that every loop runs over long contiguous rows.
+The columns are zero-padded for the next convolution (pitch Wp), so a convolution is one pass of
+shifted runs (nine for a 3x3 filter) with no boundary cases, and the border stays zero from
+layer to layer. The variances come from a pass over the self kernels, and no full-form cross
+kernel is ever stored.
 
 The compiled loops use ``error_model="numpy"``: a float division by zero gives inf or nan instead
 of raising, which lets loops containing divisions vectorise (every division here has a nonzero
@@ -902,8 +905,8 @@ def run_sequence(layers: list[L.Layer], state: KernelState, ctx: Context) -> Ker
 _CONV, _ACT = 0, 1
 #: Input pairs per chunk of the fused path: the pair index is the innermost (contiguous) axis of
 #: its buffers, (H, H', Wp, Wp, CHUNK) for positions (h, w) and (h', w'). Eight pairs keep a
-#: chunk's four buffers (1.6 MiB for 8x8 images padded to 10 columns) in a core's L2 cache and
-#: were fastest on the bench (4, 8, 12, 16 and 32 tried).
+#: chunk's four buffers (1.6 MiB for 8x8 images padded to 10 columns) in a core's L2 cache; 4
+#: was slower, 16 and 32 no different within this host's noise (bench/README.md).
 CHUNK = 8
 
 
