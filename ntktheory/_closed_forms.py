@@ -31,7 +31,8 @@ def fma(typingctx, a, b, c):
     """a * b + c rounded once (LLVM's fma intrinsic, a vector FMA in vectorised loops).
 
     Written out where wanted rather than granted to a whole loop (fastmath "contract"), which
-    would also fuse q1 q2 - q12^2 and so lose its exact zero at q12^2 = q1 q2."""
+    would also fuse q1 q2 - q12^2 and so lose its exact zero at q12^2 = q1 q2. On a CPU without
+    FMA instructions LLVM calls libm's fma: the same result, slower."""
     sig = types.float64(types.float64, types.float64, types.float64)
 
     def codegen(context, builder, signature, args):
@@ -60,9 +61,9 @@ def atan2_upper(y, x):
 
     Octant reduction to |t| <= tan(pi/8) (one division: t = (small - big) / (small + big) above
     tan(pi/8), small / big below) and a polynomial for atan there. ``math.atan2`` is a scalar
-    libm call that stops the loops of the kernel maps from vectorising (about 5x slower there);
-    divisions and square roots share one slow unit, so a polynomial of FMA-able steps beats a
-    rational approximation.
+    libm call that stops the loops of the kernel maps from vectorising (about 5x slower there).
+    The divisions and the square root of the arc-cosine maps share one slow unit, hence one
+    division here instead of the three of a reduced ratio and a rational approximation.
     """
     ax = abs(x)
     big = max(y, ax)
