@@ -93,9 +93,8 @@ def fused_chunks(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, wp0, pl0, padd
     at column offset pl, zero border; ops[r, 10:12] after op r, (wp0, pl0) for the input), of at
     most ``padded`` = H^2 Wp^2 positions. A Conv writes into a second pair of buffers, whose
     border is zeroed when its layout changes, and the pairs swap. The chunks are split into
-    ``groups`` contiguous runs (one per thread), each allocating its buffers once: a fresh
-    allocation per chunk costs as much as the chunk's arithmetic (the allocator returns the
-    memory to the system on every free, and every page faults in again)."""
+    ``groups`` contiguous runs (one per thread), each allocating its buffers once rather than
+    once per chunk."""
     npairs = pairs.shape[0]
     c = CHUNK
     nchunks = (npairs + c - 1) // c
@@ -125,17 +124,16 @@ def _fused_chunk(ops, fparams, var1, var2, z1, z2, pairs, h0, w0, wp0, pl0, n2, 
     h, w, wp, pl = h0, w0, wp0, pl0
     _fill_run(k[: h * h * wp * wp * c], 0.0)
     _fill_run(t[: h * h * wp * wp * c], 0.0)  # the NTK is zero until the first Conv
-    layout, layout_out = (h * 1000 + wp) * 1000 + pl, -1  # what each pair's zero border fits
+    layout, layout_out = (h, wp, pl), (-1, -1, -1)  # the (h, wp, pl) each pair's zero border fits
     chunk_input(z1, z2, ii, jj, h, w, wp, pl, k, v1rep)
     t_zero = ops.shape[0] > 0 and ops[0, 0] == _CONV  # the first Conv writes t without reading it
     for r in range(ops.shape[0]):
         if ops[r, 0] == _CONV:
             ho, wo, wpo, plo = ops[r, 1], ops[r, 2], ops[r, 10], ops[r, 11]
-            key = (ho * 1000 + wpo) * 1000 + plo
-            if layout_out != key:
+            if layout_out != (ho, wpo, plo):
                 _fill_run(k_out[: ho * ho * wpo * wpo * c], 0.0)
                 _fill_run(t_out[: ho * ho * wpo * wpo * c], 0.0)
-                layout_out = key
+                layout_out = (ho, wpo, plo)
             chunk_conv(ops[r], fparams[r], h, k, t, k_out, t_out, t_zero, c)
             k, k_out, t, t_out = k_out, k, t_out, t
             layout, layout_out = layout_out, layout

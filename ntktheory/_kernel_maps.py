@@ -1182,20 +1182,15 @@ def fused_prefix(layers: list[L.Layer], x1: np.ndarray, x2: np.ndarray | None, c
     # the layout of the state before op r (r = n: the end): that of the next Conv's input; with no
     # Conv ahead, the layout before it when the image still fits there (so that a stride-1 Conv
     # keeps its pitch), else unpadded
-    layouts = [None] * (n + 1)
-    for r in range(n, -1, -1):
-        if r < n and ops[r, 0] == _CONV:
-            layouts[r] = (int(ops[r, 9]), int(ops[r, 8]))
-        elif r < n:
-            layouts[r] = layouts[r + 1]
-    for r in range(n + 1):
-        if layouts[r] is None:
-            before = layouts[r - 1] if r > 0 else None
-            w_r = shapes[r][2]
-            layouts[r] = before if before is not None and before[1] + w_r <= before[0] else (w_r, 0)
-            for q in range(r, n + 1):  # the Activations up to the end share it
-                if layouts[q] is None:
-                    layouts[q] = layouts[r]
+    layouts, ahead = [None] * (n + 1), None
+    for r in range(n - 1, -1, -1):
+        if ops[r, 0] == _CONV:
+            ahead = (int(ops[r, 9]), int(ops[r, 8]))
+        layouts[r] = ahead
+    tail = layouts.index(None)  # the states after the last Conv (all of them with none): one width
+    before, w_end = (layouts[tail - 1] if tail > 0 else None), shapes[n][2]
+    fits = before is not None and before[1] + w_end <= before[0]
+    layouts[tail:] = [before if fits else (w_end, 0)] * (n + 1 - tail)
     for r in range(n):
         ops[r, 10:12] = layouts[r + 1]
     padded = max(shape[1] ** 2 * lay[0] ** 2 for shape, lay in zip(shapes, layouts))
